@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,11 +27,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from envs import TASK_NAMES as _TASKS
 from envs import dataset
 from envs.scene import CAMERAS
 
 log = logging.getLogger(__name__)
-_TASKS = ("push", "pick_place", "drawer", "button")  # envs.TASK_NAMES, without importing envs
 
 
 @dataclass
@@ -119,6 +120,8 @@ def collect(cfg: CollectConfig) -> Path:
                 "choose another out_dir, or delete that directory to start over")
     else:
         manifest = {"version": 1, "config": identity, "shards": {}}
+    for stale in root.glob(".shard_*.tmp-*"):  # left by a killed worker
+        shutil.rmtree(stale, ignore_errors=True)
     n_shards = -(-cfg.episodes // cfg.episodes_per_shard)
     todo = []
     for i in range(n_shards):

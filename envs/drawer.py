@@ -43,9 +43,11 @@ class Drawer(T.Task):
         drawer.add("joint", name="drawer", type="slide", axis=(0, -1, 0),
                    range=(0, _MAX_OPENING), limited=True, damping=10.0, frictionloss=0.3)
         # the drawer's box hides inside the cabinet while closed
-        drawer.add("geom", name="drawer_box", type="box", size=(cx - 0.01, cy - 0.005, cz - 0.015),
-                   pos=(0, cy, cz - 0.005), rgba=(0.85, 0.8, 0.55, 1), mass=0.5)
-        drawer.add("geom", name="drawer_front", type="box", size=(cx - 0.005, _FRONT_THICKNESS / 2, cz - 0.008),
+        drawer.add("geom", name="drawer_box", type="box",
+                   size=(cx - 0.01, cy - 0.005, cz - 0.015), pos=(0, cy, cz - 0.005),
+                   rgba=(0.85, 0.8, 0.55, 1), mass=0.5)
+        drawer.add("geom", name="drawer_front", type="box",
+                   size=(cx - 0.005, _FRONT_THICKNESS / 2, cz - 0.008),
                    pos=(0, -_FRONT_THICKNESS / 2, cz), rgba=(0.6, 0.85, 0.6, 1), mass=0.1)
         handle_y = -_HANDLE_OFFSET
         drawer.add("geom", name="handle", type="capsule", fromto=(-0.045, handle_y, _HANDLE_Z,

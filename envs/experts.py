@@ -8,7 +8,7 @@ action dimension (then clips to [-1, 1]), which turns the expert into a play-dat
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np

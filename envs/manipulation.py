@@ -38,6 +38,8 @@ import numpy as np  # noqa: E402
 from envs import scene  # noqa: E402
 from envs.task import Task  # noqa: E402
 
+_DIVERGENCE = [int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQVEL),
+               int(mujoco.mjtWarning.mjWARN_BADQACC)]
 _SETTLE_STEPS = 3  # the expert must stay within tolerance this many steps to set a goal
 _MAX_GOAL_TRIES = 20
 
@@ -81,7 +83,12 @@ class ManipulationEnv(gym.Env):
         pixels = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         spaces = {"pixels": pixels}
         spaces.update({f"pixels_{c}": pixels for c in cameras[1:]})
-        spaces["proprio"] = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+        # TCP within the workspace, gap within the fingers' travel; 1 cm for soft limits
+        margin = 0.01
+        spaces["proprio"] = gym.spaces.Box(
+            np.array([*scene.WORKSPACE_LOW, 0.0], np.float32) - margin,
+            np.array([*scene.WORKSPACE_HIGH, 2 * scene.MAX_FINGER], np.float32) + margin,
+            dtype=np.float32)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 
@@ -176,9 +183,9 @@ class ManipulationEnv(gym.Env):
         action = np.clip(action, -1.0, 1.0)
 
         mujoco.mj_copyData(self._backup, self.model, self.data)
-        bad_before = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number
+        warnings_before = self._divergence_warnings()
         self.apply_action(self.data, action)
-        unstable = (self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > bad_before
+        unstable = (self._divergence_warnings() > warnings_before
                     or not np.all(np.isfinite(self.data.qpos))
                     or not np.all(np.isfinite(self.data.qvel)))
         if unstable:  # MuJoCo resets diverged data silently; keep the last finite state
@@ -188,6 +195,10 @@ class ManipulationEnv(gym.Env):
         info = self._info()
         info["sim_unstable"] = unstable
         return obs, 0.0, unstable, False, info
+
+    def _divergence_warnings(self) -> int:
+        """How often MuJoCo has found NaN or huge qpos/qvel/qacc (and reset the data)."""
+        return int(self.data.warning.number[_DIVERGENCE].sum())
 
     def render(self):
         if self.render_mode == "rgb_array":

@@ -57,7 +57,7 @@ class Task(abc.ABC):
         body = data.body(self.object_body)
         return np.concatenate([body.xpos, body.xquat])
 
-    def update_visuals(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
+    def update_visuals(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:  # noqa: B027
         """Set state-dependent colours before rendering `data` (default: none)."""
 
 

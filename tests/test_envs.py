@@ -1,0 +1,124 @@
+"""Contract tests over every registered task (as dm_control's suite_test does)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.rollout import random_policy, rollout
+
+ALL = list(envs.TASK_NAMES)
+EXPERT_SEEDS = range(5)
+
+
+@pytest.fixture(scope="module", params=ALL)
+def env(request):
+    env = envs.make(request.param)
+    yield env
+    env.close()
+
+
+def test_ids_are_registered():
+    ids = {"WorldModel/Push-v0", "WorldModel/PickPlace-v0", "WorldModel/Drawer-v0",
+           "WorldModel/Button-v0"}
+    assert ids <= set(gym.registry)
+    for name, (env_id, _) in envs.TASKS.items():
+        assert gym.spec(env_id).max_episode_steps == envs.step_budget(name)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_check_env(name):
+    env = envs.make(name, render_mode="rgb_array").unwrapped
+    check_env(env, skip_render_check=False)
+    env.close()
+
+
+def test_spaces_and_observation(env):
+    assert env.action_space == gym.spaces.Box(-1, 1, (4,), np.float32)
+    obs, info = env.reset(seed=0)
+    assert obs["pixels"].shape == (64, 64, 3) and obs["pixels"].dtype == np.uint8
+    assert obs["proprio"].shape == (4,) and obs["proprio"].dtype == np.float32
+    assert info["goal_pixels"].shape == (64, 64, 3)
+    assert info["goal_proprio"].shape == (4,)
+    assert set(info) >= {"success", "distance", "object_pose", "goal_state"}
+    assert obs["pixels"].std() > 10, "the camera sees a blank image"
+    # the goal image shows a different scene than the first frame
+    assert np.abs(obs["pixels"].astype(int) - info["goal_pixels"]).mean() > 1.0
+    assert not info["success"]
+
+
+def test_same_seed_same_trajectory_and_goal(env):
+    def run():
+        episode = rollout(env, random_policy(env, seed=3), seed=7)
+        return episode["pixels"], episode["proprio"], episode["goal_pixels"]
+
+    first, second = run(), run()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    other = rollout(env, random_policy(env, seed=3), seed=8)
+    assert not np.array_equal(first[2], other["goal_pixels"])
+
+
+def test_expert_succeeds(env):
+    results = [rollout(env, envs.expert(env), seed, record=False) for seed in EXPERT_SEEDS]
+    assert all(r["success"] for r in results), [r["final_distance"] for r in results]
+
+
+def test_random_policy_fails(env):
+    results = [rollout(env, random_policy(env, seed=s), s, record=False) for s in range(5)]
+    assert not any(r["success"] for r in results)
+
+
+def test_noisy_expert_still_moves_the_object(env):
+    episode = rollout(env, envs.expert(env, noise=0.3, seed=0), seed=0)
+    assert episode["distance"][-1] < episode["distance"][0]
+
+
+@pytest.mark.parametrize("action, message", [
+    (np.zeros(3), "shape"), (np.zeros((1, 4)), "shape"),
+    (np.array([0, np.nan, 0, 0]), "finite"), (np.array([np.inf, 0, 0, 0]), "finite"),
+])
+def test_bad_actions_raise(env, action, message):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+
+
+def test_out_of_range_actions_are_clipped(env):
+    env.reset(seed=0)
+    big = env.unwrapped
+    before = big.proprio(big.data)
+    env.step(np.array([100.0, 0, 0, 0], np.float32))
+    moved = big.proprio(big.data)[0] - before[0]
+    assert 0 < moved <= 0.031  # at most one full step of 3 cm
+
+
+def test_unstable_simulation_ends_the_episode(env):
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    base.data.qvel[:] = 1e12  # MuJoCo would silently reset this state
+    obs, _, terminated, _, info = env.step(np.zeros(4, np.float32))
+    assert terminated and info["sim_unstable"]
+    assert np.all(np.isfinite(obs["proprio"]))
+
+
+def test_step_before_reset_raises():
+    env = envs.make("push").unwrapped
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(4, np.float32))
+
+
+def test_cameras_and_image_size():
+    env = envs.make("drawer", image_size=32, cameras=("front", "side"))
+    obs, info = env.reset(seed=0)
+    assert obs["pixels"].shape == (32, 32, 3) and obs["pixels_side"].shape == (32, 32, 3)
+    assert info["goal_pixels_side"].shape == (32, 32, 3)
+    assert not np.array_equal(obs["pixels"], obs["pixels_side"])
+    with pytest.raises(ValueError, match="cameras"):
+        envs.make("drawer", cameras=("nope",))
+
+
+def test_make_lists_valid_tasks():
+    with pytest.raises(ValueError, match="push, pick_place, drawer, button"):
+        envs.make("pushh")
