@@ -1,0 +1,82 @@
+"""Shipped weights: safetensors files with JSON model cards in `worldmodel/pretrained/`.
+
+Loading needs no training code and never unpickles anything: a card holds the config,
+the safetensors file the tensors.
+
+    import worldmodel.weights as weights
+    model = weights.load_pretrained()          # the shipped world model
+    tokens = model.encode(frames)              # uint8 (B, T, H, W, C) -> (B, T, P, D)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from worldmodel.config import VJEPAConfig
+from worldmodel.encoder import VideoEncoder, frames_to_input
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+ENCODER = "encoder"  # file stem of the shipped encoder
+
+
+def save_weights(directory: str | Path, name: str, module: torch.nn.Module,
+                 card: dict) -> Path:
+    """Write `module`'s tensors as `name.safetensors` and `card` as `name.json`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    path = directory / f"{name}.safetensors"
+    save_file(tensors, path)
+    (directory / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def read_card(directory: str | Path, name: str) -> dict:
+    path = Path(directory) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no weights {name!r} in {directory}: train them with "
+            f"`python -m worldmodel.pretrain export_dir={directory}` (see the README)")
+    return json.loads(path.read_text())
+
+
+def load_encoder(directory: str | Path = PRETRAINED_DIR, name: str = ENCODER) -> VideoEncoder:
+    """The encoder saved as `name` in `directory`, in eval mode."""
+    card = read_card(directory, name)
+    encoder = VideoEncoder(VJEPAConfig.from_dict(card["config"]))
+    encoder.load_state_dict(load_file(Path(directory) / f"{name}.safetensors"))
+    return encoder.eval().requires_grad_(False)
+
+
+class PretrainedWorldModel(torch.nn.Module):
+    """The shipped world model (so far: the frozen V-JEPA encoder)."""
+
+    def __init__(self, encoder: VideoEncoder, card: dict):
+        super().__init__()
+        self.encoder = encoder
+        self.card = card
+        self.config = encoder.cfg
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, T, H, W, C) -> layer-normalised patch tokens (B, T, P, D), each
+        frame encoded alone."""
+        frames = torch.as_tensor(frames)
+        if frames.dim() != 5 or frames.dtype != torch.uint8:
+            raise ValueError(f"frames must be uint8 (B, T, H, W, C), got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
+        size = self.config.image_size
+        if frames.shape[2:] != (size, size, self.config.in_channels):
+            raise ValueError(f"frames are {tuple(frames.shape[2:])}, the encoder takes "
+                             f"({size}, {size}, {self.config.in_channels})")
+        device = self.encoder.spatial_pos.device
+        return self.encoder.encode_frames(frames_to_input(frames.to(device)))
+
+
+def load_pretrained(directory: str | Path = PRETRAINED_DIR) -> PretrainedWorldModel:
+    """The world model shipped in `worldmodel/pretrained/` (or another directory)."""
+    return PretrainedWorldModel(load_encoder(directory), read_card(directory, ENCODER))
