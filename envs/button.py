@@ -56,7 +56,8 @@ class Button(T.Task):
 
     def distance(self, data, goal):
         # to full travel, as Meta-World measures it; the goal is always a full press
-        return float(TRAVEL + data.joint("cap").qpos[0])
+        # (the soft joint limit lets the cap overshoot by a millimetre: clamp at 0)
+        return max(0.0, float(TRAVEL + data.joint("cap").qpos[0]))
 
     def update_visuals(self, model, data):
         pressed = self.distance(data, None) <= self.success_threshold

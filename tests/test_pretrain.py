@@ -6,41 +6,23 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from conftest import ROOT, TINY_TRAINING, compose_config
 
-from envs.collect import CollectConfig, collect
 from worldmodel.checkpoint import load_checkpoint
 from worldmodel.pretrain import train
 from worldmodel.weights import load_pretrained
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["model.encoder_dim=32", "model.num_heads=2", "model.predictor_dim=16",
-        "model.predictor_heads=2", "model.num_spatial_layers=1", "model.num_temporal_layers=1",
-        "model.num_predictor_layers=1", "batch_size=4", "warmup_steps=2", "log_every=1",
-        "precision=fp32", "val_fraction=0.25"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("play")
-    collect(CollectConfig(episodes=4, episodes_per_shard=2, workers=1, tasks=["button"],
-                          out_dir=str(out)))
-    return out
-
 
 def load(*overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return OmegaConf.to_object(compose("pretrain", overrides=list(overrides)))
+    return compose_config("pretrain", *overrides)
 
 
-def test_pretrain_runs_and_exports(data_dir, tmp_path, capsys):
-    cfg = load(f"data_dir={data_dir}", f"out_dir={tmp_path / 'run'}", "steps=4",
-               f"export_dir={tmp_path / 'export'}", *TINY)
+def test_pretrain_runs_and_exports(tiny_play, tmp_path, capsys):
+    cfg = load(f"data_dir={tiny_play}", f"out_dir={tmp_path / 'run'}", "steps=4",
+               f"export_dir={tmp_path / 'export'}", *TINY_TRAINING)
     final = train(cfg)
     assert final["step"] == 4 and final["loss"] > 0
     out = capsys.readouterr().out
@@ -53,8 +35,8 @@ def test_pretrain_runs_and_exports(data_dir, tmp_path, capsys):
         model.encode(frames.float())
 
 
-def test_killed_run_resumes_at_the_same_schedule_position(data_dir, tmp_path):
-    common = [f"data_dir={data_dir}", "steps=40", "checkpoint_every=4", *TINY]
+def test_killed_run_resumes_at_the_same_schedule_position(tiny_play, tmp_path):
+    common = [f"data_dir={tiny_play}", "steps=40", "checkpoint_every=4", *TINY_TRAINING]
     reference = tmp_path / "reference"
     train(load(*common, f"out_dir={reference}"))
 
@@ -78,12 +60,12 @@ def test_killed_run_resumes_at_the_same_schedule_position(data_dir, tmp_path):
                                    msg=f"{key} differs after resume")
 
 
-def test_ddp_with_two_cpu_processes(data_dir, tmp_path):
+def test_ddp_with_two_cpu_processes(tiny_play, tmp_path):
     out = tmp_path / "ddp"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         "--master_port=29517", "-m", "worldmodel.pretrain", f"data_dir={data_dir}",
-         f"out_dir={out}", "steps=3", *TINY],
+         "--master_port=29517", "-m", "worldmodel.pretrain", f"data_dir={tiny_play}",
+         f"out_dir={out}", "steps=3", *TINY_TRAINING],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 process(es)" in result.stdout
