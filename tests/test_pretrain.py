@@ -63,8 +63,8 @@ def test_killed_run_resumes_at_the_same_schedule_position(tiny_play, tmp_path):
 def test_ddp_with_two_cpu_processes(tiny_play, tmp_path):
     out = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         "--master_port=29517", "-m", "worldmodel.pretrain", f"data_dir={tiny_play}",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "worldmodel.pretrain", f"data_dir={tiny_play}",
          f"out_dir={out}", "steps=3", *TINY_TRAINING],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

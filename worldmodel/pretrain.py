@@ -51,6 +51,7 @@ class PretrainConfig:
     data_dir: str = "data/play"  # a collection from `python -m envs.collect`
     out_dir: str = "runs/pretrain"  # checkpoints and the log
     export_dir: str | None = None  # if set, write the final encoder + model card there
+    export_only: bool = False  # export the last checkpoint's encoder to export_dir, no training
     steps: int = 4000  # optimizer steps
     batch_size: int = 32  # clips per optimizer step (over all ranks and accumulation)
     grad_accum: int = 1  # micro-batches per optimizer step
@@ -88,6 +89,8 @@ class PretrainConfig:
             raise ValueError(f"{self.curriculum_frames=} must be multiples of tubelet_size="
                              f"{self.model.tubelet_size}, >= two tubelets, <= num_frames="
                              f"{self.model.num_frames}")
+        if self.export_only and not self.export_dir:
+            raise ValueError("export_only=true needs export_dir=...")
         if self.steps < 1 or self.warmup_steps < 0:
             raise ValueError(f"{self.steps=} must be >= 1 and {self.warmup_steps=} >= 0")
 
@@ -141,6 +144,37 @@ def git_revision() -> str:
                               text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def export(cfg: PretrainConfig, model: VJEPAModel, data: EpisodeDataset, train_episodes: int,
+           elapsed: float, steps: int, final: dict) -> Path:
+    """Write the target encoder and its model card to `cfg.export_dir`."""
+    card = {"name": ENCODER, "what": "V-JEPA target encoder (EMA), self-supervised on play "
+            "videos of the four tasks; frames are encoded alone (per-frame features)",
+            "command": "python -m worldmodel.pretrain " + " ".join(
+                a for a in sys.argv[1:] if not a.startswith("export_only")),
+            "config": cfg.model.to_dict(), "training": asdict(cfg) | {"model": None},
+            "data": {"dir": cfg.data_dir, "train_episodes": train_episodes,
+                     "collection": data.manifest["config"]},
+            "steps": steps, "wall_time_s": round(elapsed, 1), "final_metrics": final,
+            "git_revision": git_revision()}
+    path = save_weights(cfg.export_dir, ENCODER, model.target_encoder, card)
+    print(f"exported the encoder ({steps} steps) to {path}")
+    return path
+
+
+def export_checkpoint(cfg: PretrainConfig) -> Path:
+    """Export the last checkpoint of `cfg.out_dir` without training."""
+    state = load_checkpoint(cfg.out_dir)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {cfg.out_dir} to export")
+    model = VJEPAModel(cfg.model)
+    model.load_state_dict(state["model"])
+    data = EpisodeDataset(cfg.data_dir)
+    train_set, _ = data.split(cfg.val_fraction, seed=cfg.split_seed)
+    history = json.loads(state["history"])
+    return export(cfg, model, data, len(train_set), state["elapsed"], state["step"],
+                  history[-1] if history else {})
 
 
 def train(cfg: PretrainConfig) -> dict:
@@ -246,23 +280,15 @@ def train(cfg: PretrainConfig) -> dict:
         dist.destroy_process_group()
     final = history[-1] if history else {}
     if main and cfg.export_dir:
-        elapsed = elapsed_before + time.perf_counter() - run_start
-        card = {"name": ENCODER, "what": "V-JEPA target encoder (EMA), self-supervised on play "
-                "videos of the four tasks; frames are encoded alone (per-frame features)",
-                "command": "python -m worldmodel.pretrain " + " ".join(sys.argv[1:]),
-                "config": cfg.model.to_dict(), "training": asdict(cfg) | {"model": None},
-                "data": {"dir": cfg.data_dir, "train_episodes": len(train_set),
-                         "collection": data.manifest["config"]},
-                "steps": cfg.steps, "wall_time_s": round(elapsed, 1),
-                "final_metrics": final, "git_revision": git_revision()}
-        path = save_weights(cfg.export_dir, ENCODER, model.target_encoder, card)
-        print(f"exported the encoder to {path}")
+        export(cfg, model, data, len(train_set), elapsed_before + time.perf_counter() - run_start,
+               cfg.steps, final)
     return final
 
 
 @hydra.main(config_path="../configs", config_name="pretrain", version_base="1.3")
 def main(cfg) -> None:
-    train(OmegaConf.to_object(cfg))
+    cfg = OmegaConf.to_object(cfg)
+    export_checkpoint(cfg) if cfg.export_only else train(cfg)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
-"""Linear probes on frozen features: `python -m worldmodel.probe`.
+"""Probes on frozen features: `python -m worldmodel.probe`.
 
-Does the pretrained encoder know where things are? Ridge regression from frozen per-frame
-features to the end-effector position and the task's key object position (R^2 and mean
-error in cm), and a linear task classifier, fitted on training episodes and measured on
-the held-out episodes that pretraining never saw (the same split as `worldmodel.pretrain`).
+Does the pretrained encoder know where things are? Probes map frozen per-frame patch
+tokens to the end-effector position and the task's key object position (R^2 pooled over
+x, y, z, and mean error in cm) and to the task, fitted on training episodes and measured
+on the held-out episodes that pretraining never saw (the same split as
+`worldmodel.pretrain`). Two probes:
+
+- linear: ridge regression / classification on patch tokens average-pooled to a
+  `pool` x `pool` grid and flattened;
+- attentive (V-JEPA's evaluation): a learned query cross-attends over all patch tokens
+  (plus a learned position embedding), then a linear head; trained with AdamW.
+
 Rows: the shipped encoder, a random-init encoder of the same architecture (the seed's
-"Random Init vs V-JEPA"), and raw pixels downsampled to 16x16 as a reference.
-
-Features are patch tokens average-pooled to a `pool` x `pool` grid (spatial layout kept,
-as planning needs), flattened.
+"Random Init vs V-JEPA"), and raw pixels as a reference (16x16 downsampled for the linear
+probe; 8x8 pixel patches as tokens for the attentive one).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class ProbeConfig:
     pool: int = 4  # patch tokens are average-pooled to pool x pool cells
     batch_size: int = 256  # frames per encoder forward
     random_init_seed: int = 0  # the random-init encoder's seed
+    attentive_steps: int = 3000  # AdamW steps of the attentive probe (1000 x 128 underfits)
+    attentive_batch: int = 256  # frames per attentive-probe step
     report: str | None = None  # also write the results here (reports/probe.json feeds the README)
 
 
@@ -68,36 +75,51 @@ def gather(dataset: EpisodeDataset, stride: int) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def encoder_features(encoder: VideoEncoder, pixels: np.ndarray, pool: int,
-                     batch_size: int) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> (N, pool * pool * D) pooled per-frame patch tokens."""
-    grid = encoder.cfg.grid
+def encoder_tokens(encoder: VideoEncoder, pixels: np.ndarray, batch_size: int) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> per-frame patch tokens (N, P, D)."""
     out = []
     for start in tqdm(range(0, len(pixels), batch_size), desc="features", leave=False):
         frames = frames_to_input(torch.from_numpy(pixels[start:start + batch_size]))
-        tokens = encoder.encode_frames(frames[:, None])[:, 0]  # (B, P, D)
-        tokens = rearrange(tokens, "b (h w) d -> b d h w", h=grid)
-        out.append(F.adaptive_avg_pool2d(tokens, pool).flatten(1))
+        out.append(encoder.encode_frames(frames[:, None])[:, 0])
     return torch.cat(out)
 
 
-def pixel_features(pixels: np.ndarray) -> torch.Tensor:
-    """The reference row: frames downsampled to 16x16, flattened."""
+def pixel_tokens(pixels: np.ndarray, patch: int = 8) -> torch.Tensor:
+    """The reference: raw pixel patches as tokens, uint8 (N, H, W, C) -> (N, P, patch^2 C)."""
     x = frames_to_input(torch.from_numpy(pixels))
-    return F.adaptive_avg_pool2d(x, 16).flatten(1)
+    return rearrange(x, "n c (h p) (w q) -> n (h w) (p q c)", p=patch, q=patch)
+
+
+def pooled(tokens: torch.Tensor, pool: int) -> torch.Tensor:
+    """(N, P, D) tokens on a square grid -> (N, pool * pool * D), the linear probe's input."""
+    grid = int(round(tokens.shape[1] ** 0.5))
+    x = rearrange(tokens, "n (h w) d -> n d h w", h=grid)
+    return F.adaptive_avg_pool2d(x, pool).flatten(1)
 
 
 def with_bias(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
 
 
-def ridge_weights(x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
-    """(F + 1, K) minimising |[x 1] w - y|^2 + lam * N * |w|^2, all K targets in one
-    Cholesky solve."""
-    xb = with_bias(x)
-    gram = xb.T @ xb
-    gram.diagonal().add_(lam * len(x))
-    return torch.cholesky_solve(xb.T @ y, torch.linalg.cholesky(gram))
+class Normal:
+    """The normal equations of ridge with a bias column, built once and solved for any
+    strength (the Gram matrix is the expensive part)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        xb = with_bias(x)
+        self.gram, self.moment, self.n = xb.T @ xb, xb.T @ y, len(x)
+
+    def __add__(self, other: Normal) -> Normal:
+        out = object.__new__(Normal)
+        out.gram, out.moment = self.gram + other.gram, self.moment + other.moment
+        out.n = self.n + other.n
+        return out
+
+    def solve(self, lam: float, columns: slice = slice(None)) -> torch.Tensor:
+        """(F + 1, K) minimising |[x 1] w - y|^2 + lam * N * |w|^2."""
+        gram = self.gram.clone()
+        gram.diagonal().add_(lam * self.n)
+        return torch.cholesky_solve(self.moment[:, columns], torch.linalg.cholesky(gram))
 
 
 def probe(features_train, features_val, train, val) -> dict[str, float]:
@@ -115,25 +137,79 @@ def probe(features_train, features_val, train, val) -> dict[str, float]:
         columns[key] = slice(start, start + value.shape[1])
         start += value.shape[1]
     fold = torch.from_numpy(train["episode"] % 5 == 0)
+    fit_part, held_part = Normal(xt[~fold], y[~fold]), Normal(xt[fold], y[fold])
     errors = {}
     for lam in RIDGE:
-        squared = (with_bias(xt[fold]) @ ridge_weights(xt[~fold], y[~fold], lam)
-                   - y[fold]).pow(2).mean(0)
+        squared = (with_bias(xt[fold]) @ fit_part.solve(lam) - y[fold]).pow(2).mean(0)
         errors[lam] = {key: float(squared[c].mean()) for key, c in columns.items()}
-    predictions = {}
-    for key, c in columns.items():
-        lam = min(RIDGE, key=lambda value: errors[value][key])
-        predictions[key] = with_bias(xv) @ ridge_weights(xt, y[:, c], lam)
+    full = fit_part + held_part
+    predictions = {key: with_bias(xv) @ full.solve(
+        min(RIDGE, key=lambda value, k=key: errors[value][k]), c) for key, c in columns.items()}
 
     result = {}
     for key in ("ee", "object"):
         truth = torch.from_numpy(val[key]).double()
-        pred = predictions[key]
-        residual = (pred - truth).pow(2).sum(0)
-        total = (truth - truth.mean(0)).pow(2).sum(0)
-        result[f"{key}_r2"] = float((1 - residual / total).mean())
-        result[f"{key}_cm"] = float(100 * (pred - truth).norm(dim=1).mean())
+        result.update(position_scores(key, predictions[key], truth))
     result["task_acc"] = float((predictions["task"].argmax(1).numpy() == val["task"]).mean())
+    return result
+
+
+def position_scores(key: str, pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """R^2 pooled over x, y, z (each axis weighted by its variance: a pushed puck never
+    moves in z, so a per-axis mean would mostly measure noise) and mean error in cm."""
+    pred, truth = pred.double(), truth.double()
+    residual = (pred - truth).pow(2).sum()
+    total = (truth - truth.mean(0)).pow(2).sum()
+    return {f"{key}_r2": float(1 - residual / total),
+            f"{key}_cm": float(100 * (pred - truth).norm(dim=1).mean())}
+
+
+class AttentiveProbe(torch.nn.Module):
+    """A learned query cross-attends over patch tokens; a linear head reads it out."""
+
+    def __init__(self, tokens: int, dim: int, outputs: int, width: int = 128, heads: int = 4):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(dim)
+        self.embed = torch.nn.Linear(dim, width)
+        self.position = torch.nn.Parameter(torch.zeros(1, tokens, width))
+        self.query = torch.nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.attention = torch.nn.MultiheadAttention(width, heads, batch_first=True)
+        self.head = torch.nn.Sequential(torch.nn.LayerNorm(width), torch.nn.Linear(width, outputs))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(self.norm(tokens)) + self.position  # (N, P, width)
+        pooled_query, _ = self.attention(self.query.expand(len(x), -1, -1), x, x)
+        return self.head(pooled_query[:, 0])
+
+
+def attentive_probe(train_tokens: torch.Tensor, val_tokens: torch.Tensor, train: dict,
+                    val: dict, steps: int, batch: int, seed: int = 0) -> dict[str, float]:
+    """Train one attentive probe for all targets (positions standardised, MSE; task,
+    cross-entropy) and measure it on `val`."""
+    torch.manual_seed(seed)
+    positions = torch.from_numpy(np.concatenate([train["ee"], train["object"]], 1)).float()
+    mean, std = positions.mean(0), positions.std(0) + 1e-6
+    targets = (positions - mean) / std
+    tasks = torch.from_numpy(train["task"]).long()
+    probe_net = AttentiveProbe(train_tokens.shape[1], train_tokens.shape[2], 6 + len(TASK_NAMES))
+    optimizer = torch.optim.AdamW(probe_net.parameters(), lr=1e-3, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in tqdm(range(steps), desc="attentive probe", leave=False):
+        index = torch.randint(len(train_tokens), (batch,), generator=generator)
+        out = probe_net(train_tokens[index].float())
+        loss = F.mse_loss(out[:, :6], targets[index]) + F.cross_entropy(out[:, 6:], tasks[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    with torch.no_grad():
+        out = torch.cat([probe_net(chunk.float()) for chunk in val_tokens.split(1024)])
+    pred = out[:, :6] * std + mean
+    result = {}
+    result.update(position_scores("ee", pred[:, :3], torch.from_numpy(val["ee"])))
+    result.update(position_scores("object", pred[:, 3:6], torch.from_numpy(val["object"])))
+    result["task_acc"] = float((out[:, 6:].argmax(1).numpy() == val["task"]).mean())
     return result
 
 
@@ -152,22 +228,34 @@ def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
     torch.manual_seed(cfg.random_init_seed)
     random_init = VideoEncoder(pretrained.cfg).eval()
     random_init.apply(_init_like_training)
+    sources = {"V-JEPA (pretrained)": lambda x: encoder_tokens(pretrained, x, cfg.batch_size),
+               "random init": lambda x: encoder_tokens(random_init, x, cfg.batch_size),
+               "pixels": pixel_tokens}
     rows = {}
-    for name, make in (("V-JEPA (pretrained)", lambda x: encoder_features(
-            pretrained, x, cfg.pool, cfg.batch_size)),
-                       ("random init", lambda x: encoder_features(
-            random_init, x, cfg.pool, cfg.batch_size)),
-                       ("pixels 16x16", pixel_features)):
+    for name, tokens_of in sources.items():
         start = time.perf_counter()
-        rows[name] = probe(make(train["pixels"]), make(val["pixels"]), train, val)
-        rows[name]["seconds"] = time.perf_counter() - start
+        train_tokens, val_tokens = tokens_of(train["pixels"]), tokens_of(val["pixels"])
+        if name == "pixels":  # the classic reference: 16x16 downsampled frames
+            linear_train, linear_val = pixel_grid(train["pixels"]), pixel_grid(val["pixels"])
+        else:
+            linear_train, linear_val = pooled(train_tokens, cfg.pool), pooled(val_tokens, cfg.pool)
+        rows[f"{name}, linear"] = probe(linear_train, linear_val, train, val)
+        rows[f"{name}, attentive"] = attentive_probe(train_tokens, val_tokens, train, val,
+                                                     cfg.attentive_steps, cfg.attentive_batch)
+        for key in (f"{name}, linear", f"{name}, attentive"):
+            rows[key]["seconds"] = time.perf_counter() - start
 
-    print(f"\n{'features':22s} {'EE R2':>6s} {'EE cm':>6s} {'obj R2':>7s} {'obj cm':>7s} "
-          f"{'task acc':>9s}")
+    print(f"\n{'features, probe':32s} {'EE R2':>6s} {'EE cm':>6s} {'obj R2':>7s} "
+          f"{'obj cm':>7s} {'task acc':>9s}")
     for name, r in rows.items():
-        print(f"{name:22s} {r['ee_r2']:6.3f} {r['ee_cm']:6.2f} {r['object_r2']:7.3f} "
+        print(f"{name:32s} {r['ee_r2']:6.3f} {r['ee_cm']:6.2f} {r['object_r2']:7.3f} "
               f"{r['object_cm']:7.2f} {100 * r['task_acc']:8.1f}%")
     return rows
+
+
+def pixel_grid(pixels: np.ndarray) -> torch.Tensor:
+    """Frames downsampled to 16x16, flattened: the linear probe's pixel reference."""
+    return F.adaptive_avg_pool2d(frames_to_input(torch.from_numpy(pixels)), 16).flatten(1)
 
 
 def _init_like_training(module: torch.nn.Module) -> None:

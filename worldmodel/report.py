@@ -17,7 +17,7 @@ REPORTS = ROOT / "reports"
 
 def probe_table(report: dict) -> str:
     card = report["encoder_card"]
-    lines = ["| features | end-effector R² | end-effector error (cm) | object R² | "
+    lines = ["| features, probe | end-effector R² | end-effector error (cm) | object R² | "
              "object error (cm) | task accuracy |", "|---|---|---|---|---|---|"]
     for name, r in report["results"].items():
         lines.append(f"| {name} | {r['ee_r2']:.3f} | {r['ee_cm']:.2f} | {r['object_r2']:.3f} | "
@@ -52,11 +52,12 @@ def render(readme: str) -> str:
     """README text with every table block regenerated from its report."""
     for name, make in TABLES.items():
         path = REPORTS / f"{name}.json"
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
         if not path.exists() or not pattern.search(readme):
             continue
-        table = make(json.loads(path.read_text()))
-        readme = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), readme)
+        block = f"{start}\n{make(json.loads(path.read_text()))}\n{end}"
+        readme = pattern.sub(lambda m, b=block: b, readme)
     return readme
 
 
