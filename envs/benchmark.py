@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 import envs
+from envs import scene
 from envs.collect import CollectConfig, collect
 from envs.dataset import EpisodeDataset, VideoClips
 from envs.rollout import random_policy, rollout
@@ -112,10 +113,10 @@ def run(cfg: BenchmarkConfig) -> None:
         rows.append(f"{name:10s} {rates['expert']:7.0%} {rates['random']:7.0%} "
                     f"{r['steps_per_s']:8.0f} {r['reset_ms']:9.1f} {r['with_resets']:10.0f} "
                     f"{r['mj_step_per_s']:10.0f} "
-                    f"{r['mj_step_per_s'] / envs.scene.N_SUBSTEPS:11.0f}")
+                    f"{r['mj_step_per_s'] / scene.N_SUBSTEPS:11.0f}")
     print(f"\nsuccess over {cfg.seeds} seeds per task. steps/s: rendered 64x64 control steps "
           f"through gymnasium.make, one process; 'raw ctrl/s' is the mj_step rate over the "
-          f"{envs.scene.N_SUBSTEPS} physics steps of a control step, without rendering")
+          f"{scene.N_SUBSTEPS} physics steps of a control step, without rendering")
     print(header)
     print("\n".join(rows))
 

@@ -22,8 +22,5 @@ class EnvConfig:
         if not self.cameras or any(c not in CAMERAS for c in self.cameras):
             raise ValueError(f"{self.cameras=} must be a non-empty list of {list(CAMERAS)}")
 
-    def make_kwargs(self) -> dict:
-        return {"image_size": self.image_size, "cameras": tuple(self.cameras)}
-
 
 ConfigStore.instance().store(group="env", name="env_schema", node=EnvConfig)

@@ -113,7 +113,6 @@ class EpisodeDataset:
             shard = int(name.split("_")[1])
             for meta in json.loads((self.root / name / "episodes.json").read_text()):
                 refs.append(EpisodeRef(shard, meta["start"], meta["frames"], meta))
-        self.all_refs = refs
         self.indices = list(range(len(refs))) if episodes is None else list(episodes)
         self.refs = [refs[i] for i in self.indices]
 

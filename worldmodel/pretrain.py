@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import os
 import subprocess
@@ -41,8 +40,6 @@ from worldmodel.encoder import frames_to_input
 from worldmodel.hardware import autocast_dtype, matmul_peak, pick_device
 from worldmodel.vjepa import VJEPAModel
 from worldmodel.weights import ENCODER, save_weights
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
