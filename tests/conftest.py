@@ -9,10 +9,10 @@ from omegaconf import OmegaConf
 from envs.collect import CollectConfig, collect
 
 ROOT = Path(__file__).resolve().parents[1]
-# a V-JEPA small enough to train in seconds
-TINY_MODEL = ["model.encoder_dim=32", "model.num_heads=2", "model.predictor_dim=16",
-              "model.predictor_heads=2", "model.num_spatial_layers=1",
-              "model.num_temporal_layers=1", "model.num_predictor_layers=1"]
+# a V-JEPA small enough to train in seconds: VJEPAConfig fields, and as Hydra overrides
+SMALL_MODEL = dict(encoder_dim=32, num_heads=2, predictor_dim=16, predictor_heads=2,
+                   num_spatial_layers=1, num_temporal_layers=1, num_predictor_layers=1)
+TINY_MODEL = [f"model.{key}={value}" for key, value in SMALL_MODEL.items()]
 TINY_TRAINING = [*TINY_MODEL, "batch_size=4", "warmup_steps=2", "log_every=1",
                  "precision=fp32", "val_fraction=0.25"]
 

@@ -2,13 +2,11 @@
 
 import pytest
 import torch
+from conftest import SMALL_MODEL
 
 from worldmodel import VJEPAModel, preset
 from worldmodel.masks import future_masks, multiblock_masks
 from worldmodel.vjepa import ema_momentum
-
-SMALL = dict(encoder_dim=32, num_heads=2, predictor_dim=16, predictor_heads=2,
-             num_spatial_layers=1, num_temporal_layers=1, num_predictor_layers=2)
 
 
 def test_future_masks_are_disjoint_and_future_biased():
@@ -53,7 +51,7 @@ def test_seed_api_with_seed_keys():
 
 @pytest.mark.parametrize("factorized", [True, False])
 def test_encoder_layouts_give_documented_shapes(factorized):
-    model = VJEPAModel(preset("tiny", factorized=factorized, **SMALL))
+    model = VJEPAModel(preset("tiny", factorized=factorized, **SMALL_MODEL))
     tokens = model.encoder(torch.randn(2, 3, 8, 64, 64))
     assert tokens.shape == (2, 4, 64, 32)
     kinds = set(model.encoder.kinds)
@@ -67,7 +65,7 @@ def test_factorized_attention_is_local_in_space_then_time():
     """In a factorized encoder with only spatial blocks, a change in one frame cannot reach
     another time step; joint attention lets it."""
     for factorized, leaks in ((True, False), (False, True)):
-        model = VJEPAModel(preset("tiny", **{**SMALL, "num_temporal_layers": 0},
+        model = VJEPAModel(preset("tiny", **{**SMALL_MODEL, "num_temporal_layers": 0},
                                   factorized=factorized)).eval()
         video = torch.randn(1, 3, 8, 64, 64)
         changed = video.clone()
@@ -78,7 +76,7 @@ def test_factorized_attention_is_local_in_space_then_time():
 
 
 def test_multiscale_weights():
-    model = VJEPAModel(preset("tiny", **SMALL, num_frames=16, multiscale_loss=True,
+    model = VJEPAModel(preset("tiny", **SMALL_MODEL, num_frames=16, multiscale_loss=True,
                               temporal_mask_ratio=0.5, mask_ratio=0.0))
     masks = model.sample_masks(1, 8)
     weights = model.target_weights(masks)
@@ -88,7 +86,7 @@ def test_multiscale_weights():
 
 
 def test_target_encoder_is_an_ema_without_gradients():
-    model = VJEPAModel(preset("tiny", **SMALL))
+    model = VJEPAModel(preset("tiny", **SMALL_MODEL))
     assert not any(p.requires_grad for p in model.target_encoder.parameters())
     loss, _ = model(torch.randn(2, 3, 8, 64, 64))
     loss.backward()
@@ -115,7 +113,7 @@ def test_target_encoder_is_an_ema_without_gradients():
     (torch.zeros(1, 3, 8, 64, 64, dtype=torch.uint8), "float"),
 ])
 def test_bad_video_fails_before_compute(video, message):
-    model = VJEPAModel(preset("tiny", **SMALL))
+    model = VJEPAModel(preset("tiny", **SMALL_MODEL))
     with pytest.raises(ValueError, match=message):
         model(video)
 

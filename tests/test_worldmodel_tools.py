@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, compose_config
+from conftest import ROOT, SMALL_MODEL, compose_config
 from safetensors.torch import load_file, save_file
 
 from worldmodel import VJEPAModel, benchmark, preset, probe, report
@@ -48,13 +48,11 @@ def test_readme_tables_match_the_reports():
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
-    small = dict(encoder_dim=32, num_heads=2, predictor_dim=16, predictor_heads=2,
-                 num_spatial_layers=1, num_temporal_layers=1, num_predictor_layers=1)
     video = torch.randn(2, 3, 8, 64, 64)
     grads = []
     for checkpointed in (False, True):
         torch.manual_seed(0)
-        model = VJEPAModel(preset("tiny", **small, grad_checkpointing=checkpointed))
+        model = VJEPAModel(preset("tiny", **SMALL_MODEL, grad_checkpointing=checkpointed))
         loss, _ = model(video, generator=torch.Generator().manual_seed(1))
         loss.backward()
         grads.append(model.encoder.embed.proj.weight.grad)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from envs import TASK_NAMES
 from envs.dataset import EpisodeDataset
 from worldmodel.encoder import VideoEncoder, frames_to_input
+from worldmodel.vjepa import init_weights
 from worldmodel.weights import ENCODER, PRETRAINED_DIR, load_encoder, read_card
 
 
@@ -227,7 +228,7 @@ def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
     pretrained = load_encoder(cfg.weights)
     torch.manual_seed(cfg.random_init_seed)
     random_init = VideoEncoder(pretrained.cfg).eval()
-    random_init.apply(_init_like_training)
+    random_init.apply(init_weights)  # as VJEPAModel initialises a fresh encoder
     sources = {"V-JEPA (pretrained)": lambda x: encoder_tokens(pretrained, x, cfg.batch_size),
                "random init": lambda x: encoder_tokens(random_init, x, cfg.batch_size),
                "pixels": pixel_tokens}
@@ -256,13 +257,6 @@ def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
 def pixel_grid(pixels: np.ndarray) -> torch.Tensor:
     """Frames downsampled to 16x16, flattened: the linear probe's pixel reference."""
     return F.adaptive_avg_pool2d(frames_to_input(torch.from_numpy(pixels)), 16).flatten(1)
-
-
-def _init_like_training(module: torch.nn.Module) -> None:
-    """The initialisation VJEPAModel gives a fresh encoder."""
-    from worldmodel.vjepa import _init_weights
-
-    _init_weights(module)
 
 
 @hydra.main(config_path="../configs", config_name="probe", version_base="1.3")

@@ -58,7 +58,7 @@ class VJEPAModel(nn.Module):
         self.predictor = MaskedPredictor(config)
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_encoder.requires_grad_(False)
-        self.apply(_init_weights)
+        self.apply(init_weights)
         self.target_encoder.load_state_dict(self.encoder.state_dict())
 
     def check_video(self, video: torch.Tensor) -> None:
@@ -149,7 +149,8 @@ class VJEPAModel(nn.Module):
         return self.target_encoder.encode_frames(frames)
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
+    """Truncated-normal linear weights, zero biases, unit LayerNorms (ViT/V-JEPA)."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
