@@ -196,12 +196,19 @@ class ActionWindows(VideoClips):
     (T - 1, frameskip * 4): the control actions between consecutive frames, grouped, as
     DINO-WM and JEPA-WMs group `frameskip` control steps into one model step."""
 
+    frames_key = "frames"  # the name of the per-frame observation in an item
+
+    def _frames(self, ref: EpisodeRef, first: int, last: int) -> np.ndarray:
+        """The observations of rows first..last (inclusive), `frameskip` apart."""
+        return np.asarray(self.dataset.arrays(ref.shard)[self.camera][first:last + 1:
+                                                                      self.frameskip])
+
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         ref, rows = self._rows(i)
         arrays = self.dataset.arrays(ref.shard)
-        first, last = rows[0], rows[-1]
+        first, last = int(rows[0]), int(rows[-1])
         actions = np.asarray(arrays["actions"][first:last]).reshape(
             self.num_frames - 1, self.frameskip * 4)
-        return {"frames": np.asarray(arrays[self.camera][first:last + 1:self.frameskip]),
+        return {self.frames_key: self._frames(ref, first, last),
                 "proprio": np.asarray(arrays["proprio"][first:last + 1:self.frameskip]),
                 "actions": actions}

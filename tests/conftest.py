@@ -41,3 +41,25 @@ def tiny_encoder(tiny_play, tmp_path_factory) -> Path:
     train(compose_config("pretrain", f"data_dir={tiny_play}", f"out_dir={out / 'run'}",
                          "steps=3", f"export_dir={out / 'export'}", *TINY_TRAINING))
     return out / "export"
+
+
+# an action-conditioned predictor small enough to train in seconds, as Hydra overrides
+TINY_PREDICTOR = ["model.dim=32", "model.heads=2", "model.depth=1", "batch_size=4",
+                  "warmup_steps=1", "log_every=1", "precision=fp32", "val_fraction=0.25",
+                  "eval_windows=8"]
+
+
+@pytest.fixture(scope="session")
+def tiny_world_model(tiny_play, tiny_encoder, tmp_path_factory) -> Path:
+    """A weights directory with the tiny encoder and a predictor trained for 3 steps."""
+    import shutil
+
+    from worldmodel.train_ac import train
+
+    out = tmp_path_factory.mktemp("world_model")
+    weights = out / "weights"
+    shutil.copytree(tiny_encoder, weights)
+    train(compose_config("train_ac", f"data_dir={tiny_play}", f"encoder_dir={weights}",
+                         f"out_dir={out / 'run'}", "steps=3", f"export_dir={weights}",
+                         *TINY_PREDICTOR))
+    return weights

@@ -12,8 +12,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 
+class DictConfig:
+    """A dataclass config that round-trips through a plain dict (model cards, checkpoints),
+    rejecting unknown keys by name."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid keys: "
+                             f"{sorted(known)}")
+        return cls(**values)
+
+
 @dataclass
-class VJEPAConfig:
+class VJEPAConfig(DictConfig):
     image_size: int = 64  # H = W, pixels
     num_frames: int = 8  # T, frames per clip (the longest clip of the curriculum)
     patch_size: int = 8  # pixels per patch side
@@ -78,17 +95,6 @@ class VJEPAConfig:
     def time_steps(self) -> int:
         """Time steps (tubelets) of a full clip."""
         return self.num_frames // self.tubelet_size
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> VJEPAConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown VJEPAConfig keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**values)
 
 
 PRESETS: dict[str, VJEPAConfig] = {

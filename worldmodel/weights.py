@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from worldmodel.ac_predictor import ACConfig, ACPredictor
 from worldmodel.config import VJEPAConfig
 from worldmodel.encoder import VideoEncoder, frames_to_input
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 ENCODER = "encoder"  # file stem of the shipped encoder
+PREDICTOR = "predictor"  # file stem of the shipped action-conditioned predictor
 
 
 def save_weights(directory: str | Path, name: str, module: torch.nn.Module,
@@ -52,14 +54,31 @@ def load_encoder(directory: str | Path = PRETRAINED_DIR, name: str = ENCODER) ->
     return encoder.eval().requires_grad_(False)
 
 
-class PretrainedWorldModel(torch.nn.Module):
-    """The shipped world model (so far: the frozen V-JEPA encoder)."""
+def load_predictor(directory: str | Path = PRETRAINED_DIR,
+                   name: str = PREDICTOR) -> ACPredictor:
+    """The action-conditioned predictor saved as `name` in `directory`, in eval mode."""
+    path = Path(directory) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no predictor {name!r} in {directory}: train it with `python -m "
+            f"worldmodel.train_ac export_dir={directory}` (see the README)")
+    card = json.loads(path.read_text())
+    predictor = ACPredictor(ACConfig.from_dict(card["config"]), **card["dims"])
+    predictor.load_state_dict(load_file(Path(directory) / f"{name}.safetensors"))
+    return predictor.eval().requires_grad_(False)
 
-    def __init__(self, encoder: VideoEncoder, card: dict):
+
+class PretrainedWorldModel(torch.nn.Module):
+    """The shipped world model: the frozen V-JEPA encoder and, once trained, the
+    action-conditioned predictor (`predictor`, None without one)."""
+
+    def __init__(self, encoder: VideoEncoder, card: dict,
+                 predictor: ACPredictor | None = None):
         super().__init__()
         self.encoder = encoder
         self.card = card
         self.config = encoder.cfg
+        self.predictor = predictor
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -77,6 +96,9 @@ class PretrainedWorldModel(torch.nn.Module):
         return self.encoder.encode_frames(frames_to_input(frames.to(device)))
 
 
-def load_pretrained(directory: str | Path = PRETRAINED_DIR) -> PretrainedWorldModel:
-    """The world model shipped in `worldmodel/pretrained/` (or another directory)."""
-    return PretrainedWorldModel(load_encoder(directory), read_card(directory, ENCODER))
+def load_pretrained(directory: str | Path = PRETRAINED_DIR, *,
+                    predictor: bool = False) -> PretrainedWorldModel:
+    """The world model shipped in `worldmodel/pretrained/` (or another directory); with
+    `predictor=True` the action-conditioned predictor must be there too."""
+    return PretrainedWorldModel(load_encoder(directory), read_card(directory, ENCODER),
+                                load_predictor(directory) if predictor else None)

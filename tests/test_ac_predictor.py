@@ -1,0 +1,114 @@
+"""The action-conditioned predictor: frame-causal, its KV-cached rollout equals the full
+pass, and `python -m worldmodel.train_ac` trains, resumes and exports."""
+
+import json
+
+import pytest
+import torch
+from conftest import TINY_PREDICTOR, compose_config
+
+import worldmodel.train_ac  # noqa: F401  (registers the train_ac config schema)
+from worldmodel.ac_predictor import ACConfig, ACPredictor, frame_causal_mask
+from worldmodel.weights import load_predictor, load_pretrained
+
+
+def random_predictor(conditioning: str) -> ACPredictor:
+    """A small predictor with every weight random (the zero-initialised heads and AdaLN
+    gates too, so that every input can reach every output)."""
+    torch.manual_seed(0)
+    model = ACPredictor(ACConfig(dim=32, depth=2, heads=2, conditioning=conditioning,
+                                 frameskip=2, max_frames=6), num_patches=16, feature_dim=24)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
+def inputs(T=5, B=1):
+    g = torch.Generator().manual_seed(1)
+    return (torch.randn(B, T, 16, 24, generator=g), torch.randn(B, T, 8, generator=g),
+            torch.randn(B, T, 4, generator=g))
+
+
+def test_mask_is_block_causal():
+    mask = frame_causal_mask(3, 2)
+    expected = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0],
+                             [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+    assert torch.equal(mask, expected.bool())
+
+
+@pytest.mark.parametrize("conditioning", ["adaln", "tokens"])
+def test_future_frames_cannot_change_past_predictions(conditioning):
+    model = random_predictor(conditioning)
+    z, actions, proprio = inputs()
+    before, _ = model(z, actions, proprio)
+    z2, actions2, proprio2 = z.clone(), actions.clone(), proprio.clone()
+    z2[:, 3:] += 1.0
+    actions2[:, 3:] += 1.0
+    proprio2[:, 3:] += 1.0
+    after, _ = model(z2, actions2, proprio2)
+    torch.testing.assert_close(after[:, :3], before[:, :3])
+    assert (after[:, 3:] - before[:, 3:]).abs().max() > 1e-3  # the future does matter
+
+
+@pytest.mark.parametrize("conditioning", ["adaln", "tokens"])
+def test_cached_rollout_equals_full_passes(conditioning):
+    """imagine() with a KV cache gives what re-running the whole sequence gives."""
+    model = random_predictor(conditioning)
+    z, actions, proprio = inputs()
+    cache = model.context(z[:, :2], actions[:, :2], proprio[:, :2])
+    plans = torch.cat([actions[:, 2:4], torch.randn(2, 2, 8)])  # (3, H=2, A)
+    imagined, imagined_s = model.imagine(cache, z[:, 2], proprio[:, 2], plans)
+    assert imagined.shape == (3, 2, 16, 24) and imagined_s.shape == (3, 2, 4)
+    for n in range(3):
+        seq_z = torch.cat([z[:, :3], imagined[n:n + 1, :1]], dim=1)
+        seq_s = torch.cat([proprio[:, :3], imagined_s[n:n + 1, :1]], dim=1)
+        seq_a = torch.cat([actions[:, :2], plans[n:n + 1]], dim=1)
+        full, _ = model(seq_z, seq_a, seq_s)
+        torch.testing.assert_close(imagined[n], full[0, 2:4], atol=1e-5, rtol=1e-5)
+
+
+def test_untrained_predictor_predicts_no_change():
+    model = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=16, feature_dim=24)
+    z = torch.nn.functional.layer_norm(torch.randn(1, 3, 16, 24), (24,))
+    _, actions, proprio = inputs(T=3)
+    actions = torch.randn(1, 3, 16)
+    pred, pred_s = model(z, actions, proprio)
+    torch.testing.assert_close(pred, z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pred_s, proprio)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="conditioning"):
+        ACConfig(conditioning="film")
+    with pytest.raises(ValueError, match="rollout_passes"):
+        compose_config("train_ac", "rollout_passes=9")
+
+
+def test_train_ac_exports_a_loadable_predictor(tiny_world_model):
+    card = json.loads((tiny_world_model / "predictor.json").read_text())
+    assert card["steps"] == 3 and card["command"].startswith("python -m worldmodel.train_ac")
+    evaluation = card["evaluation"]
+    assert len(evaluation["predictor_l1"]) == len(evaluation["horizon"]) == 4
+    model = load_pretrained(tiny_world_model, predictor=True)
+    assert model.predictor is not None and not model.predictor.training
+    frames = torch.zeros(1, 1, 64, 64, 3, dtype=torch.uint8)
+    assert model.encode(frames).shape[-2] == model.predictor.num_patches
+
+
+def test_train_ac_resumes(tiny_play, tiny_world_model, tmp_path):
+    from worldmodel.checkpoint import load_checkpoint
+    from worldmodel.train_ac import train
+
+    args = [f"data_dir={tiny_play}", f"encoder_dir={tiny_world_model}",
+            f"out_dir={tmp_path}", *TINY_PREDICTOR]
+    train(compose_config("train_ac", *args, "steps=2"))
+    first = load_checkpoint(tmp_path)
+    train(compose_config("train_ac", *args, "steps=4"))
+    state = load_checkpoint(tmp_path)
+    assert first["step"] == 2 and state["step"] == 4
+    assert len(json.loads(state["history"])) == 4  # two before the resume, two after
+
+
+def test_missing_predictor_says_how_to_train_it(tiny_encoder):
+    with pytest.raises(FileNotFoundError, match="worldmodel.train_ac"):
+        load_predictor(tiny_encoder)

@@ -1,0 +1,102 @@
+"""Frozen-encoder features of a play collection, computed once and cached on disk.
+
+The action-conditioned predictor trains on the frozen encoder's per-frame patch tokens
+(as V-JEPA 2-AC does); encoding every frame once instead of once per epoch makes that
+training several times faster. The cache sits beside the collection:
+
+    <data_dir>/features_<encoder id>/shard_00000.npy   float16 (N, P, D), one row per frame
+    <data_dir>/features_<encoder id>/card.json         the encoder's model card
+
+It is keyed by a hash of the encoder's weights, so a new encoder never reads stale
+features, and written shard by shard (temp file + rename), so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from envs.dataset import ActionWindows, EpisodeDataset, shard_name
+from worldmodel.weights import PretrainedWorldModel
+
+log = logging.getLogger(__name__)
+
+
+def encoder_id(model: PretrainedWorldModel) -> str:
+    """A short hash of the encoder's weights."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:10]
+
+
+def cache_dir(data_dir: str | Path, model: PretrainedWorldModel) -> Path:
+    return Path(data_dir) / f"features_{encoder_id(model)}"
+
+
+@torch.no_grad()
+def cache_features(data_dir: str | Path, model: PretrainedWorldModel, *,
+                   batch_size: int = 256, progress: bool = True) -> Path:
+    """Encode every frame of every finished shard of `data_dir`; returns the cache dir.
+
+    Shards already cached are skipped, so a rerun after more collection (or a kill)
+    only encodes what is missing."""
+    dataset = EpisodeDataset(data_dir)
+    out = cache_dir(data_dir, model)
+    out.mkdir(exist_ok=True)
+    (out / "card.json").write_text(json.dumps(model.card, indent=1))
+    shards = sorted({ref.shard for ref in dataset.refs})
+    todo = [s for s in shards if not (out / f"{shard_name(s)}.npy").exists()]
+    frames_todo = sum(len(dataset.arrays(s)["pixels"]) for s in todo)
+    bar = tqdm(total=frames_todo, unit="frame", disable=not progress or not todo,
+               desc=f"encoding {data_dir}")
+    for shard in todo:
+        pixels = dataset.arrays(shard)["pixels"]  # (N, H, W, 3) uint8
+        parts = []
+        for start in range(0, len(pixels), batch_size):
+            frames = torch.from_numpy(np.array(pixels[start:start + batch_size]))
+            tokens = model.encode(frames[:, None])[:, 0]  # (b, P, D)
+            parts.append(tokens.to(torch.float16).cpu().numpy())
+            bar.update(len(frames))
+        final = out / f"{shard_name(shard)}.npy"
+        tmp = out / f".{final.name}.tmp-{os.getpid()}.npy"
+        np.save(tmp, np.concatenate(parts))
+        os.replace(tmp, final)
+    bar.close()
+    log.info("features of %d shards in %s", len(shards), out)
+    return out
+
+
+def load_features(directory: str | Path, shard: int) -> np.ndarray:
+    """The cached features of one shard, memory-mapped: float16 (N, P, D)."""
+    path = Path(directory) / f"{shard_name(shard)}.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m worldmodel.train_ac`, "
+                                "which caches features before training")
+    return np.load(path, mmap_mode="r")
+
+
+class FeatureWindows(ActionWindows):
+    """`ActionWindows` over cached features: item -> dict with `features` float16
+    (T, P, D), `proprio` float32 (T, S) and `actions` float32 (T - 1, frameskip * 4)."""
+
+    frames_key = "features"
+
+    def __init__(self, dataset: EpisodeDataset, features_dir: str | Path, num_frames: int,
+                 *, frameskip: int = 1, stride: int = 1):
+        super().__init__(dataset, num_frames, frameskip=frameskip, stride=stride)
+        self.features_dir = Path(features_dir)
+        self._features: dict[int, np.ndarray] = {}
+
+    def _frames(self, ref, first: int, last: int) -> np.ndarray:
+        if ref.shard not in self._features:
+            self._features[ref.shard] = load_features(self.features_dir, ref.shard)
+        return np.asarray(self._features[ref.shard][first:last + 1:self.frameskip])
