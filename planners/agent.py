@@ -1,0 +1,110 @@
+"""A goal-image MPC agent: encode the observation, plan in latent space, act.
+
+    agent = LatentMPCAgent(model, planner, ObjectiveConfig(), history=1, execute=1)
+    agent.reset(goal_pixels)                         # uint8 (H, W, 3)
+    actions, info = agent.act(obs, generator)        # (execute * frameskip, 4) control actions
+
+Receding horizon: each plan covers H model steps (each `frameskip` control steps); the first
+`execute` model steps are executed, then the agent replans from the new observation,
+warm-starting from the rest of the plan. The last `history - 1` observed frames (with the
+actions taken after them) are the predictor's context.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from planners.objective import LatentObjective, ObjectiveConfig, token_distance
+from planners.sampling import SamplingPlanner
+from worldmodel.weights import PretrainedWorldModel
+
+log = logging.getLogger(__name__)
+ENV_ACTION_DIM = 4  # control action: dx, dy, dz, gripper
+
+
+def prepare_image(image: np.ndarray, size: int) -> torch.Tensor:
+    """A goal/observation image as the encoder takes it: uint8 (size, size, 3). Images of
+    another size are resized (with a warning); anything else is rejected."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 RGB image (H, W, 3), got {image.dtype} "
+                         f"{image.shape}")
+    tensor = torch.from_numpy(np.ascontiguousarray(image))
+    if image.shape[:2] != (size, size):
+        log.warning("image of %s resized to the encoder's %dx%d", image.shape[:2], size, size)
+        x = tensor.permute(2, 0, 1)[None].float()
+        x = F.interpolate(x, size=(size, size), mode="area" if image.shape[0] > size
+                          else "bilinear", align_corners=None)
+        tensor = x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
+    return tensor
+
+
+class LatentMPCAgent:
+    def __init__(self, model: PretrainedWorldModel, planner: SamplingPlanner,
+                 objective: ObjectiveConfig, *, history: int = 1, execute: int = 1):
+        if model.predictor is None:
+            raise ValueError("the world model has no action-conditioned predictor: load it "
+                             "with worldmodel.load_pretrained(predictor=True)")
+        self.model, self.planner, self.objective_cfg = model, planner, objective
+        self.predictor = model.predictor
+        self.frameskip = self.predictor.cfg.frameskip
+        if planner.action_dim not in (ENV_ACTION_DIM, ENV_ACTION_DIM * self.frameskip):
+            raise ValueError(f"the planner's action dim {planner.action_dim} must be "
+                             f"{ENV_ACTION_DIM} (held for frameskip={self.frameskip} control "
+                             f"steps) or {ENV_ACTION_DIM * self.frameskip}")
+        self.action_repeat = self.frameskip if planner.action_dim == ENV_ACTION_DIM else 1
+        if not 1 <= execute <= planner.cfg.horizon:
+            raise ValueError(f"{execute=} must be in [1, horizon={planner.cfg.horizon}]")
+        if history < 1 or history + planner.cfg.horizon > self.predictor.cfg.max_frames + 1:
+            raise ValueError(f"{history=} + horizon={planner.cfg.horizon} must be <= the "
+                             f"predictor's max_frames + 1 = {self.predictor.cfg.max_frames + 1}")
+        if history > 1 and execute != 1:
+            raise ValueError(f"{history=} > 1 needs execute=1: the context holds the frames "
+                             "observed one model step apart")
+        self.history, self.execute = history, execute
+        self.goal: torch.Tensor | None = None
+
+    def encode(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W, 3) -> tokens (P, D)."""
+        size = self.model.config.image_size
+        return self.model.encode(prepare_image(image, size)[None, None])[0, 0]
+
+    def reset(self, goal_image: np.ndarray) -> None:
+        """A new episode towards `goal_image`."""
+        self.goal = self.encode(goal_image)
+        self.planner.reset()
+        self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
+        """Plan from `obs` (with `pixels` and `proprio`); returns the control actions to
+        execute, (execute * frameskip, 4), and what the plan looked like."""
+        if self.goal is None:
+            raise RuntimeError("call reset(goal_image) before act()")
+        start = time.perf_counter()
+        z = self.encode(obs["pixels"])
+        proprio = torch.as_tensor(obs["proprio"], dtype=torch.float32)
+        context = self._past[-(self.history - 1):] if self.history > 1 else []
+        history = None if not context else {
+            key: torch.stack([item[i] for item in context])
+            for i, key in enumerate(("z", "proprio", "actions"))}
+        objective = LatentObjective(self.objective_cfg, self.predictor, z=z, proprio=proprio,
+                                    goal=self.goal, history=history,
+                                    action_repeat=self.action_repeat)
+        result = self.planner.plan(objective, generator)
+        plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
+        imagined = objective.imagine(result.actions[None])[0]  # (H, P, D)
+        self.planner.shift(self.execute)
+        self._past = [*self._past, (z, proprio, plan[0])][-max(self.history - 1, 1):]
+        controls = plan[:self.execute].reshape(-1, ENV_ACTION_DIM).cpu().numpy()
+        info = {"energy": result.energy, "plan_ms": 1e3 * (time.perf_counter() - start),
+                "best_per_iteration": result.best_energy_per_iteration,
+                "mean_per_iteration": result.mean_energy_per_iteration,
+                "imagined_to_goal": (imagined[-1] - self.goal).square().mean(-1),  # (P,)
+                "observed_to_goal": float(token_distance(z, self.goal,
+                                                         self.objective_cfg.distance))}
+        return controls, info

@@ -1,0 +1,188 @@
+"""Plan to a goal image with the shipped world model: `python -m planners.mpc env=push`.
+
+    python -m planners.mpc env=drawer planner=mppi episodes=5 seed=10
+    python -m planners.mpc env=push planner.num_samples=256 planner.iterations=6
+
+Each episode: the env's goal image is encoded once; at every planning step the agent
+encodes the camera frame, the planner (CEM or MPPI) rolls out candidate action sequences
+through the action-conditioned predictor, and the first model step of the best plan is
+executed (receding horizon). Prints per-step progress, then success, final task distance
+and median planning time per step; writes into the Hydra run directory a video (camera |
+goal | per-patch distance of the imagined final frame to the goal) and plots of the energy
+over planner iterations and over the episode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import MISSING, OmegaConf
+
+import envs
+from envs.config import EnvConfig
+from envs.video import side_by_side, write_video
+from planners.agent import ENV_ACTION_DIM, LatentMPCAgent
+from planners.objective import ObjectiveConfig
+from planners.plots import heatmap, plot_energies
+from planners.sampling import PLANNERS, make_planner
+from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MPCConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)  # the task (config group env/)
+    planner: Any = MISSING  # SamplingConfig, from config group planner/: cem | mppi
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    weights_dir: str = str(PRETRAINED_DIR)  # encoder + predictor (safetensors + cards)
+    episodes: int = 1  # episodes with env seeds seed, seed + 1, ...
+    seed: int = 0  # first env seed (the planner's generator is seeded with it too)
+    history: int = 1  # observed frames in the predictor's context (1: the current one)
+    execute: int = 1  # model steps executed per plan before replanning
+    action_repeat: bool = True  # plan one 4-D action per model step, held for frameskip
+    max_steps: int | None = None  # control steps per episode; None: the task's budget
+    video: bool = True  # write a video per episode
+    video_scale: int = 4  # video pixels per observation pixel
+    device: str = "cpu"  # the planner's device: cpu | cuda
+    verbose: bool = True  # a line per planning step
+    report: str | None = None  # if set, add this run's summary to that JSON (keyed by env)
+
+    def __post_init__(self):
+        if self.episodes < 1:
+            raise ValueError(f"{self.episodes=} must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"{self.max_steps=} must be >= 1 or null")
+
+
+cs = ConfigStore.instance()
+cs.store(name="mpc_schema", node=MPCConfig)
+for _name, (_config, _) in PLANNERS.items():
+    cs.store(group="planner", name=f"{_name}_schema", node=_config)
+
+
+def build_agent(cfg: MPCConfig, model=None) -> LatentMPCAgent:
+    """The MPC agent `cfg` describes, on the shipped (or given) world model."""
+    if model is None:
+        model = load_pretrained(cfg.weights_dir, predictor=True)
+    model = model.to(cfg.device)
+    frameskip = model.predictor.cfg.frameskip
+    dims = ENV_ACTION_DIM if cfg.action_repeat else ENV_ACTION_DIM * frameskip
+    planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
+    return LatentMPCAgent(model, planner, cfg.objective, history=cfg.history,
+                          execute=cfg.execute)
+
+
+def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
+    """One closed-loop episode; returns its metrics and, for the video, its frames."""
+    obs, info = env.reset(seed=seed)
+    goal = info["goal_pixels"]
+    agent.reset(goal)
+    generator = torch.Generator().manual_seed(seed)
+    budget = cfg.max_steps or envs.step_budget(cfg.env.name)
+    frames, plans, flags, distances, step = [], [], [info["success"]], [info["distance"]], 0
+    heat = np.zeros_like(obs["pixels"])
+    while step < budget:
+        controls, plan = agent.act(obs, generator)
+        plans.append(plan)
+        heat = heatmap(plan["imagined_to_goal"], obs["pixels"].shape[0])
+        for action in controls:
+            frames.append(side_by_side(obs["pixels"], goal, heat))
+            obs, _, terminated, truncated, info = env.step(action)
+            step += 1
+            flags.append(info["success"])
+            distances.append(info["distance"])
+            if terminated or truncated or step >= budget:
+                break
+        if cfg.verbose:
+            print(f"  step {step:3d}/{budget}  energy {plan['energy']:.4f}  "
+                  f"task distance {100 * info['distance']:5.1f} cm  "
+                  f"plan {plan['plan_ms']:6.0f} ms", flush=True)
+        if terminated:  # the simulation became unstable
+            break
+    frames.append(side_by_side(obs["pixels"], goal, heat))
+    return {"seed": seed, "success": bool(flags[-1]), "any_success": bool(any(flags)),
+            "final_distance": float(distances[-1]), "steps": step,
+            "plan_ms": [p["plan_ms"] for p in plans], "energy": [p["energy"] for p in plans],
+            "observed_to_goal": [p["observed_to_goal"] for p in plans],
+            "task_distance": [float(d) for d in distances],
+            "iterations": [p["best_per_iteration"] for p in plans], "frames": frames}
+
+
+def run(cfg: MPCConfig, out_dir: Path) -> dict:
+    torch.set_grad_enabled(False)
+    agent = build_agent(cfg)
+    size = agent.model.config.image_size
+    env = envs.make(cfg.env.name, image_size=size, cameras=tuple(cfg.env.cameras))
+    fps = env.metadata["render_fps"]
+    print(f"planning {cfg.env.name} with {cfg.planner.name}: {cfg.planner.num_samples} samples "
+          f"x {cfg.planner.iterations} iterations, horizon {cfg.planner.horizon} model steps "
+          f"of {agent.frameskip} control steps, {cfg.objective.distance} energy")
+    episodes = []
+    for seed in range(cfg.seed, cfg.seed + cfg.episodes):
+        print(f"episode seed {seed}")
+        episode = run_episode(cfg, agent, env, seed)
+        frames = episode.pop("frames")
+        if cfg.video:
+            scale = cfg.video_scale
+            big = [np.kron(f, np.ones((scale, scale, 1), np.uint8)) for f in frames]
+            path = write_video(out_dir / f"mpc_{cfg.env.name}_seed{seed}.mp4", big, fps=fps)
+            plot_energies(episode, out_dir / f"energy_{cfg.env.name}_seed{seed}.png")
+            print(f"  video {path}")
+        print(f"  success {episode['success']}  final distance "
+              f"{100 * episode['final_distance']:.1f} cm  median plan "
+              f"{np.median(episode['plan_ms']):.0f} ms/step")
+        episodes.append(episode)
+    env.close()
+    summary = {"env": cfg.env.name, "planner": cfg.planner.name, "episodes": len(episodes),
+               "success_rate": float(np.mean([e["success"] for e in episodes])),
+               "any_success_rate": float(np.mean([e["any_success"] for e in episodes])),
+               "mean_final_distance": float(np.mean([e["final_distance"] for e in episodes])),
+               "median_plan_ms": float(np.median([ms for e in episodes
+                                                  for ms in e["plan_ms"]]))}
+    print(f"{cfg.env.name}: success {100 * summary['success_rate']:.0f} % "
+          f"({sum(e['success'] for e in episodes)}/{len(episodes)}), final distance "
+          f"{100 * summary['mean_final_distance']:.1f} cm, median planning time "
+          f"{summary['median_plan_ms']:.0f} ms per step")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "mpc.json").write_text(json.dumps({"summary": summary, "episodes": episodes},
+                                                 indent=1))
+    if cfg.report:
+        add_to_report(Path(cfg.report), cfg, summary, episodes)
+    return summary
+
+
+def add_to_report(path: Path, cfg: MPCConfig, summary: dict, episodes: list[dict]) -> None:
+    """Merge one task's results into a JSON report of several (`python -m worldmodel.report`
+    renders it into the README)."""
+    report = json.loads(path.read_text()) if path.exists() else {"tasks": {}}
+    card = json.loads((Path(cfg.weights_dir) / f"{PREDICTOR}.json").read_text())
+    report["tasks"][cfg.env.name] = summary | {
+        "seeds": [e["seed"] for e in episodes],
+        "successes": [e["success"] for e in episodes],
+        "final_distances": [e["final_distance"] for e in episodes],
+        "config": {"planner": OmegaConf.to_container(OmegaConf.structured(cfg.planner)),
+                   "objective": OmegaConf.to_container(OmegaConf.structured(cfg.objective)),
+                   "history": cfg.history, "execute": cfg.execute,
+                   "action_repeat": cfg.action_repeat},
+        "predictor_steps": card.get("steps"), "threads": torch.get_num_threads()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+
+
+@hydra.main(config_path="../configs", config_name="mpc", version_base="1.3")
+def main(cfg) -> None:
+    run(OmegaConf.to_object(cfg), Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

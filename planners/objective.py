@@ -1,0 +1,84 @@
+"""The planning energy: how far the world model's imagined future is from the goal image,
+measured on patch tokens (DINO-WM found patch tokens far better than a pooled vector).
+
+    energy(a_1..H) = sum_h w_h * dist(z_hat_h(a), z_goal)
+
+with z_hat from the action-conditioned predictor rolled out from the current observation,
+`dist` the mean L1 or squared L2 over patches and channels (V-JEPA 2 uses L1, JEPA-WMs
+found L2 better), and w either only the last step or uniform over the horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import repeat
+
+from worldmodel.ac_predictor import ACPredictor
+
+
+@dataclass
+class ObjectiveConfig:
+    distance: str = "l2"  # "l1" | "l2" (mean squared) between patch tokens
+    weighting: str = "last"  # "last": the final imagined frame; "uniform": every step
+
+    def __post_init__(self):
+        if self.distance not in ("l1", "l2"):
+            raise ValueError(f"{self.distance=} must be 'l1' or 'l2'")
+        if self.weighting not in ("last", "uniform"):
+            raise ValueError(f"{self.weighting=} must be 'last' or 'uniform'")
+
+
+def token_distance(z: torch.Tensor, goal: torch.Tensor, distance: str) -> torch.Tensor:
+    """z: (..., P, D), goal: (P, D) or broadcastable -> (...), mean over patches/channels."""
+    diff = z - goal
+    return (diff.abs() if distance == "l1" else diff.square()).mean(dim=(-2, -1))
+
+
+class LatentObjective:
+    """Energies of action sequences from one observation towards one goal.
+
+    The observed context is run through the predictor once, at construction (its keys and
+    values are cached); each call then rolls out all N sequences in one batched pass per
+    step. `action_repeat` > 1 holds each planned action for that many control steps (the
+    predictor's frameskip), so the planner searches H x A_env dims, not H x A_model."""
+
+    def __init__(self, cfg: ObjectiveConfig, predictor: ACPredictor, *,
+                 z: torch.Tensor, proprio: torch.Tensor, goal: torch.Tensor,
+                 history: dict | None = None, action_repeat: int = 1):
+        """z: (P, D) current tokens; proprio: (S,); goal: (P, D) goal image tokens;
+        history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)}."""
+        P, D = z.shape
+        assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
+        self.cfg, self.predictor, self.action_repeat = cfg, predictor, action_repeat
+        if history is None:
+            empty = z.new_zeros((1, 0))
+            self.cache = predictor.context(empty.view(1, 0, P, D),
+                                           empty.view(1, 0, predictor.action_dim),
+                                           empty.view(1, 0, predictor.proprio_dim))
+        else:
+            self.cache = predictor.context(history["z"][None], history["actions"][None],
+                                           history["proprio"][None])
+        self.z, self.proprio, self.goal = z[None], proprio[None], goal
+
+    def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat)."""
+        return repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
+
+    @torch.no_grad()
+    def imagine(self, actions: torch.Tensor) -> torch.Tensor:
+        """Imagined tokens (N, H, P, D) of planned actions (N, H, A)."""
+        device = self.z.device
+        z, _ = self.predictor.imagine(self.cache, self.z, self.proprio,
+                                      self.model_actions(actions.to(device)))
+        return z
+
+    def per_step(self, actions: torch.Tensor) -> torch.Tensor:
+        """Distance of each imagined step to the goal: (N, H)."""
+        return token_distance(self.imagine(actions), self.goal, self.cfg.distance)
+
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        """Energies (N,) of planned actions (N, H, A)."""
+        distances = self.per_step(actions)
+        return distances[:, -1] if self.cfg.weighting == "last" else distances.mean(dim=1)

@@ -1,0 +1,87 @@
+"""`python -m planners.mpc` end to end on a tiny world model, the objective, and how bad
+input is answered."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config
+from hydra.errors import MissingConfigException
+
+import planners.mpc  # noqa: F401  (registers the mpc config schemas)
+from planners.agent import prepare_image
+from planners.mpc import build_agent, run
+from worldmodel.weights import load_pretrained
+
+
+def mpc_config(weights, *overrides):
+    return compose_config("mpc", f"weights_dir={weights}", "max_steps=10",
+                          "planner.num_samples=12", "planner.iterations=2", *overrides)
+
+
+def test_mpc_smoke_writes_video_plot_and_summary(tiny_world_model, tmp_path, capsys):
+    summary = run(mpc_config(tiny_world_model, "env=button"), tmp_path)
+    assert summary["episodes"] == 1 and 0.0 <= summary["success_rate"] <= 1.0
+    assert summary["median_plan_ms"] > 0
+    for name in ("mpc_button_seed0.mp4", "energy_button_seed0.png", "mpc.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    episode = json.loads((tmp_path / "mpc.json").read_text())["episodes"][0]
+    assert episode["steps"] == 10 and len(episode["task_distance"]) == 11
+    out = capsys.readouterr().out
+    assert "success" in out and "ms per step" in out
+
+
+def test_mpc_with_mppi_history_and_full_actions(tiny_world_model, tmp_path):
+    cfg = mpc_config(tiny_world_model, "env=push", "planner=mppi", "history=2",
+                     "action_repeat=false", "video=false")
+    assert run(cfg, tmp_path)["planner"] == "mppi"
+
+
+def test_same_seed_same_episode(tiny_world_model, tmp_path):
+    cfg = mpc_config(tiny_world_model, "env=push", "video=false", "verbose=false")
+    first = run(cfg, tmp_path / "a")
+    second = run(cfg, tmp_path / "b")
+    a = json.loads((tmp_path / "a" / "mpc.json").read_text())["episodes"][0]
+    b = json.loads((tmp_path / "b" / "mpc.json").read_text())["episodes"][0]
+    assert a["task_distance"] == b["task_distance"] and first["success_rate"] == second[
+        "success_rate"]
+
+
+@pytest.mark.parametrize("override, listed", [("env=shelf", "push"), ("planner=ilqr", "mppi")])
+def test_unknown_env_or_planner_lists_the_choices(tiny_world_model, override, listed):
+    with pytest.raises(MissingConfigException, match=listed):
+        mpc_config(tiny_world_model, override)
+
+
+def test_goal_images_are_resized_or_rejected():
+    image = np.zeros((128, 96, 3), np.uint8)
+    assert prepare_image(image, 64).shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        prepare_image(np.zeros((64, 64), np.uint8), 64)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        prepare_image(np.zeros((64, 64, 3), np.float32), 64)
+
+
+def test_agent_rejects_inconsistent_settings(tiny_world_model):
+    with pytest.raises(ValueError, match="execute"):
+        build_agent(mpc_config(tiny_world_model, "execute=9"))
+    with pytest.raises(ValueError, match="history"):
+        build_agent(mpc_config(tiny_world_model, "history=2", "execute=2"))
+
+
+def test_objective_prefers_the_goal(tiny_world_model):
+    """With the goal equal to what the predictor imagines for one plan, that plan has the
+    lowest energy."""
+    from planners.objective import LatentObjective, ObjectiveConfig
+
+    model = load_pretrained(tiny_world_model, predictor=True)
+    z = model.encode(torch.zeros(1, 1, 64, 64, 3, dtype=torch.uint8))[0, 0]
+    plans = torch.rand(5, 3, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    probe = LatentObjective(ObjectiveConfig(), model.predictor, z=z,
+                            proprio=torch.zeros(4), goal=z, action_repeat=4)
+    goal = probe.imagine(plans[2:3])[0, -1]
+    objective = LatentObjective(ObjectiveConfig(distance="l1"), model.predictor, z=z,
+                                proprio=torch.zeros(4), goal=goal, action_repeat=4)
+    energies = objective(plans)
+    assert energies.shape == (5,) and int(energies.argmin()) == 2
