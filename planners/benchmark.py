@@ -9,8 +9,10 @@ measured in the same run; then a profile of where the time goes.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import hydra
 import numpy as np
@@ -28,6 +30,7 @@ from worldmodel.hardware import matmul_peak
 class PlannerBenchmarkConfig(MPCConfig):
     repeats: int = 10  # timed planning steps
     profile: bool = True  # print the operators that take the time
+    report: str | None = None  # if set, add the result to that JSON (one row per planner)
 
     def __post_init__(self):
         super().__post_init__()
@@ -38,8 +41,8 @@ class PlannerBenchmarkConfig(MPCConfig):
 ConfigStore.instance().store(name="planner_benchmark_schema", node=PlannerBenchmarkConfig)
 
 
+@torch.no_grad()
 def benchmark(cfg: PlannerBenchmarkConfig) -> dict:
-    torch.set_grad_enabled(False)
     agent = build_agent(cfg)
     env = envs.make(cfg.env.name, image_size=agent.model.config.image_size)
     obs, info = env.reset(seed=cfg.seed)
@@ -73,6 +76,12 @@ def benchmark(cfg: PlannerBenchmarkConfig) -> dict:
     print(f"  {result['gflop_per_plan']:.1f} GFLOP per plan -> {result['model_gflop_per_s']:.0f} "
           f"GFLOP/s = {100 * result['peak_fraction']:.0f} % of the measured matmul peak "
           f"({result['matmul_peak_gflop_per_s']:.0f} GFLOP/s)")
+    if cfg.report:
+        path = Path(cfg.report)
+        report = json.loads(path.read_text()) if path.exists() else {"results": []}
+        report["results"] = [r for r in report["results"] if r["planner"] != p.name] + [result]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1) + "\n")
     if cfg.profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             agent.act(obs, generator)

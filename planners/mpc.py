@@ -118,8 +118,8 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             "iterations": [p["best_per_iteration"] for p in plans], "frames": frames}
 
 
+@torch.no_grad()
 def run(cfg: MPCConfig, out_dir: Path) -> dict:
-    torch.set_grad_enabled(False)
     agent = build_agent(cfg)
     size = agent.model.config.image_size
     env = envs.make(cfg.env.name, image_size=size, cameras=tuple(cfg.env.cameras))

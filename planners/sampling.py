@@ -27,7 +27,7 @@ class SamplingConfig:
 
     horizon: int = 3  # H, model steps planned ahead
     num_samples: int = 64  # N, action sequences per iteration
-    iterations: int = 4  # refinements per plan
+    iterations: int = 3  # refinements per plan
     init_std: float = 0.6  # initial sampling std, in action units
     min_std: float = 0.05  # floor of the std, keeps some exploration
     warm_start: bool = True  # start from the previous plan shifted by the executed steps

@@ -85,3 +85,16 @@ def test_objective_prefers_the_goal(tiny_world_model):
                                 proprio=torch.zeros(4), goal=goal, action_repeat=4)
     energies = objective(plans)
     assert energies.shape == (5,) and int(energies.argmin()) == 2
+
+
+def test_planner_benchmark_prints_and_reports(tiny_world_model, tmp_path, capsys):
+    from planners import benchmark
+
+    report = tmp_path / "speed.json"
+    cfg = compose_config("planner_benchmark", f"weights_dir={tiny_world_model}",
+                         "planner.num_samples=12", "planner.iterations=2", "repeats=2",
+                         "profile=false", f"report={report}")
+    result = benchmark.benchmark(cfg)
+    assert result["median_ms_per_plan"] > 0 and 0 < result["peak_fraction"]
+    assert json.loads(report.read_text())["results"][0]["planner"] == "cem"
+    assert "ms per planning step" in capsys.readouterr().out

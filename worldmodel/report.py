@@ -45,18 +45,90 @@ def attention_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"probe": probe_table, "attention": attention_table}
+def prediction_table(report: dict) -> str:
+    lines = ["| horizon (model steps) | control steps | predictor L1 | copy-last L1 | "
+             "predictor L2 | copy-last L2 |", "|---|---|---|---|---|---|"]
+    for i, h in enumerate(report["horizon"]):
+        lines.append(f"| {h} | {h * report['frameskip']} | {report['predictor_l1'][i]:.4f} | "
+                     f"{report['copy_last_l1'][i]:.4f} | {report['predictor_l2'][i]:.4f} | "
+                     f"{report['copy_last_l2'][i]:.4f} |")
+    lines += ["", f"Open-loop rollouts from one observed frame with the true actions, "
+              f"{report['windows']} windows of {report['val_episodes']} held-out episodes; "
+              f"errors per token channel (features are layer-normalised). Predictor: "
+              f"{report['conditioning']}, {report['steps']} steps "
+              f"({report['wall_time_s'] / 60:.0f} min); from `reports/ac_prediction.json`."]
+    return "\n".join(lines)
+
+
+def conditioning_table(reports: dict) -> str:
+    lines = ["| conditioning | steps | L1 at h=1 | L2 at h=1 | L2 at h=4 | copy-last L2 at h=4 |",
+             "|---|---|---|---|---|---|"]
+    for name, r in reports.items():
+        lines.append(f"| {name} | {r['steps']} | {r['predictor_l1'][0]:.4f} | "
+                     f"{r['predictor_l2'][0]:.4f} | {r['predictor_l2'][-1]:.4f} | "
+                     f"{r['copy_last_l2'][-1]:.4f} |")
+    lines += ["", "Same data, schedule and seed; held-out episodes; from "
+              "`reports/ac_conditioning_*.json`."]
+    return "\n".join(lines)
+
+
+def mpc_table(report: dict) -> str:
+    lines = ["| task | success | any-step success | final task distance (cm) | "
+             "median planning time (ms/step) | episodes |", "|---|---|---|---|---|---|"]
+    for name, r in report["tasks"].items():
+        lines.append(f"| {name} | {100 * r['success_rate']:.0f} % | "
+                     f"{100 * r['any_success_rate']:.0f} % | "
+                     f"{100 * r['mean_final_distance']:.1f} | {r['median_plan_ms']:.0f} | "
+                     f"{r['episodes']} (seeds {min(r['seeds'])}–{max(r['seeds'])}) |")
+    first = next(iter(report["tasks"].values()), None)
+    if first:
+        p = first["config"]["planner"]
+        lines += ["", f"`python -m planners.mpc env=<task> episodes={first['episodes']}` with "
+                  f"the defaults ({p['name']}, {p['num_samples']} samples x "
+                  f"{p['iterations']} iterations, horizon {p['horizon']}, "
+                  f"{first['config']['objective']['distance']} energy on the last imagined "
+                  f"frame), {first['threads']} CPU threads; from `reports/mpc.json`."]
+    return "\n".join(lines)
+
+
+def planner_speed_table(report: dict) -> str:
+    lines = ["| planner | samples x iterations x horizon | ms per planning step | "
+             "samples x steps / s | GFLOP per plan | % of matmul peak |",
+             "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        lines.append(f"| {r['planner']} | {r['num_samples']} x {r['iterations']} x "
+                     f"{r['horizon']} | {r['median_ms_per_plan']:.0f} | "
+                     f"{r['samples_x_steps_per_s']:,.0f} | {r['gflop_per_plan']:.1f} | "
+                     f"{100 * r['peak_fraction']:.0f} % |")
+    lines += ["", f"`python -m planners.benchmark`, {report['results'][0]['threads']} CPU "
+              "threads, peak measured in the same run; from `reports/planner_speed.json`."]
+    return "\n".join(lines)
+
+
+TABLES = {"probe": probe_table, "attention": attention_table,
+          "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
+          "mpc": mpc_table, "planner_speed": planner_speed_table}
+
+
+def load_report(name: str) -> dict | None:
+    """reports/NAME.json, or for `ac_conditioning` every reports/ac_conditioning_*.json."""
+    if name == "ac_conditioning":
+        paths = sorted(REPORTS.glob("ac_conditioning_*.json"))
+        return {p.stem.removeprefix("ac_conditioning_"): json.loads(p.read_text())
+                for p in paths} or None
+    path = REPORTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def render(readme: str) -> str:
     """README text with every table block regenerated from its report."""
     for name, make in TABLES.items():
-        path = REPORTS / f"{name}.json"
+        report = load_report(name)
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-        if not path.exists() or not pattern.search(readme):
+        if report is None or not pattern.search(readme):
             continue
-        block = f"{start}\n{make(json.loads(path.read_text()))}\n{end}"
+        block = f"{start}\n{make(report)}\n{end}"
         readme = pattern.sub(lambda m, b=block: b, readme)
     return readme
 
