@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from envs.dataset import EpisodeDataset, VideoClips
 from worldmodel.augment import augment_clips
-from worldmodel.checkpoint import load_checkpoint, save_checkpoint
+from worldmodel.checkpoint import load_checkpoint, resume, save_training
 from worldmodel.config import PRESETS, VJEPAConfig
 from worldmodel.encoder import frames_to_input
 from worldmodel.hardware import autocast_dtype, matmul_peak, pick_device
@@ -202,15 +202,7 @@ def train(cfg: PretrainConfig) -> dict:
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     out = Path(cfg.out_dir)
-    start_step, elapsed_before, history = 0, 0.0, []
-    state = load_checkpoint(out)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_step, elapsed_before = state["step"], state["elapsed"]
-        history = json.loads(state["history"])
-        if main:
-            print(f"resuming {out} from step {start_step}")
+    start_step, elapsed_before, history = resume(out, model, optimizer)
     amp = autocast_dtype(device, cfg.precision)
     peak = matmul_peak(device.type, amp or torch.float32)
     engine = DistributedDataParallel(model) if distributed else model
@@ -267,10 +259,9 @@ def train(cfg: PretrainConfig) -> dict:
                       + ("  COLLAPSED: features have no spread" if metrics["collapsed"] else ""))
             tick, clips_seen = now, 0
         if main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(out, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": done, "elapsed": elapsed_before + time.perf_counter() - run_start,
-                "history": json.dumps(history), "config": json.dumps(asdict(cfg))})
+            save_training(out, model, optimizer, step=done,
+                          elapsed=elapsed_before + time.perf_counter() - run_start,
+                          history=history, config=asdict(cfg))
     bar.close()
     if distributed:
         dist.barrier()

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from envs.dataset import EpisodeDataset
 from worldmodel.ac_predictor import ACConfig, ACPredictor
-from worldmodel.checkpoint import load_checkpoint, save_checkpoint
+from worldmodel.checkpoint import load_checkpoint, resume, save_training
 from worldmodel.features import FeatureWindows, cache_features
 from worldmodel.hardware import autocast_dtype, matmul_peak, pick_device
 from worldmodel.pretrain import git_revision, learning_rate
@@ -199,14 +199,7 @@ def train(cfg: TrainACConfig) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     out = Path(cfg.out_dir)
-    start_step, elapsed_before, history = 0, 0.0, []
-    state = load_checkpoint(out)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_step, elapsed_before = state["step"], state["elapsed"]
-        history = json.loads(state["history"])
-        print(f"resuming {out} from step {start_step}")
+    start_step, elapsed_before, history = resume(out, model, optimizer)
     amp = autocast_dtype(device, cfg.precision)
     peak = matmul_peak(device.type, amp or torch.float32)
     params = sum(p.numel() for p in model.parameters())
@@ -254,10 +247,9 @@ def train(cfg: TrainACConfig) -> dict:
                       f"{rate:7.1f} {100 * row['peak_fraction']:5.1f}%")
             tick, seen = now, 0
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(out, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": done, "elapsed": elapsed_before + time.perf_counter() - run_start,
-                "history": json.dumps(history), "config": json.dumps(asdict(cfg))})
+            save_training(out, model, optimizer, step=done,
+                          elapsed=elapsed_before + time.perf_counter() - run_start,
+                          history=history, config=asdict(cfg))
     bar.close()
     elapsed = elapsed_before + time.perf_counter() - run_start
     return finish(cfg, model, encoder, train_windows, val_windows, history, elapsed)
