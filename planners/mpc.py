@@ -15,7 +15,6 @@ over planner iterations and over the episode.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,6 @@ from planners.objective import ObjectiveConfig
 from planners.plots import heatmap, plot_energies
 from planners.sampling import PLANNERS, make_planner
 from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
