@@ -33,7 +33,7 @@ from planners.agent import ENV_ACTION_DIM, LatentMPCAgent
 from planners.objective import ObjectiveConfig
 from planners.plots import heatmap, plot_energies
 from planners.sampling import PLANNERS, make_planner
-from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained
+from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained, read_card
 
 
 @dataclass
@@ -162,7 +162,7 @@ def add_to_report(path: Path, cfg: MPCConfig, summary: dict, episodes: list[dict
     """Merge one task's results into a JSON report of several (`python -m worldmodel.report`
     renders it into the README)."""
     report = json.loads(path.read_text()) if path.exists() else {"tasks": {}}
-    card = json.loads((Path(cfg.weights_dir) / f"{PREDICTOR}.json").read_text())
+    card = read_card(cfg.weights_dir, PREDICTOR)
     report["tasks"][cfg.env.name] = summary | {
         "seeds": [e["seed"] for e in episodes],
         "successes": [e["success"] for e in episodes],

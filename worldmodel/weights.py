@@ -37,12 +37,14 @@ def save_weights(directory: str | Path, name: str, module: torch.nn.Module,
     return path
 
 
-def read_card(directory: str | Path, name: str) -> dict:
+def read_card(directory: str | Path, name: str, trainer: str = "worldmodel.pretrain") -> dict:
+    """The model card `name.json` in `directory`; if missing, say which entry point
+    (`trainer`) produces it."""
     path = Path(directory) / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(
             f"no weights {name!r} in {directory}: train them with "
-            f"`python -m worldmodel.pretrain export_dir={directory}` (see the README)")
+            f"`python -m {trainer} export_dir={directory}` (see the README)")
     return json.loads(path.read_text())
 
 
@@ -57,12 +59,7 @@ def load_encoder(directory: str | Path = PRETRAINED_DIR, name: str = ENCODER) ->
 def load_predictor(directory: str | Path = PRETRAINED_DIR,
                    name: str = PREDICTOR) -> ACPredictor:
     """The action-conditioned predictor saved as `name` in `directory`, in eval mode."""
-    path = Path(directory) / f"{name}.json"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no predictor {name!r} in {directory}: train it with `python -m "
-            f"worldmodel.train_ac export_dir={directory}` (see the README)")
-    card = json.loads(path.read_text())
+    card = read_card(directory, name, trainer="worldmodel.train_ac")
     predictor = ACPredictor(ACConfig.from_dict(card["config"]), **card["dims"])
     predictor.load_state_dict(load_file(Path(directory) / f"{name}.safetensors"))
     return predictor.eval().requires_grad_(False)
