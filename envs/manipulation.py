@@ -70,6 +70,7 @@ class ManipulationEnv(gym.Env):
         self.data = mujoco.MjData(self.model)
         self._goal_data = mujoco.MjData(self.model)
         self._backup = mujoco.MjData(self.model)
+        self._scratch: mujoco.MjData | None = None  # for `simulate`
         self._hand_qpos = [self.model.joint(f"hand_{a}").qposadr[0] for a in "xyz"]
         self._hand_ctrl = [self.model.actuator(f"hand_{a}").id for a in "xyz"]
         self._finger_ctrl = [self.model.actuator(f"finger_{s}").id for s in ("left", "right")]
@@ -78,7 +79,8 @@ class ManipulationEnv(gym.Env):
         self._low = np.array(scene.WORKSPACE_LOW)
         self._high = np.array(scene.WORKSPACE_HIGH)
         self._renderers = _Renderers()
-        self.goal: np.ndarray | None = None
+        self.goal: np.ndarray | None = None  # the task's goal variable (evaluation only)
+        self.goal_proprio: np.ndarray | None = None  # the gripper where the goal shows it
 
         pixels = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         spaces = {"pixels": pixels}
@@ -100,6 +102,28 @@ class ManipulationEnv(gym.Env):
                                              self._low, self._high)
         data.ctrl[self._finger_ctrl] = 0.5 * (1.0 - action[3]) * scene.MAX_FINGER
         mujoco.mj_step(self.model, data, nstep=scene.N_SUBSTEPS)
+
+    def copy_state(self) -> mujoco.MjData:
+        """A copy of the current simulation state, for planning in the true simulator."""
+        copy = mujoco.MjData(self.model)
+        mujoco.mj_copyData(copy, self.model, self.data)
+        return copy
+
+    def simulate(self, start: mujoco.MjData, controls: np.ndarray,
+                 every: int = 1) -> np.ndarray:
+        """Run control actions (T, 4) in [-1, 1] from `start` (left unchanged) without
+        rendering; returns the state [task goal variable, proprio] after every `every`-th
+        step, (T // every, G + 4), comparable with `[goal, goal_proprio]`."""
+        if self._scratch is None:
+            self._scratch = mujoco.MjData(self.model)
+        mujoco.mj_copyData(self._scratch, self.model, start)
+        states = []
+        for t, action in enumerate(controls, start=1):
+            self.apply_action(self._scratch, action)
+            if t % every == 0:
+                states.append(np.concatenate([self.task.goal_state(self._scratch),
+                                              self.proprio(self._scratch)]))
+        return np.array(states)
 
     def proprio(self, data: mujoco.MjData) -> np.ndarray:
         """(4,) TCP position (m) and gripper gap (m)."""
@@ -164,11 +188,12 @@ class ManipulationEnv(gym.Env):
             raise RuntimeError(f"the {self.task.name} expert reached no sampled goal in "
                                f"{_MAX_GOAL_TRIES} tries; the task or its expert is broken")
         self.goal = self.task.goal_state(self._goal_data)
+        self.goal_proprio = self.proprio(self._goal_data)
         obs = self._observe(self.data)
         obs["proprio"] = self.proprio(self.data)
         info = self._info()
         info.update(self._observe(self._goal_data, prefix="goal_"))
-        info["goal_proprio"] = self.proprio(self._goal_data)
+        info["goal_proprio"] = self.goal_proprio.copy()
         info["goal_state"] = self.goal.copy()
         return obs, info
 

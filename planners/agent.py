@@ -19,8 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from planners.objective import LatentObjective, ObjectiveConfig, token_distance
+from planners.objective import LatentObjective, ObjectiveConfig
 from planners.sampling import SamplingPlanner
+from worldmodel.features import token_distance
 from worldmodel.weights import PretrainedWorldModel
 
 log = logging.getLogger(__name__)

@@ -87,13 +87,14 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
     generator = torch.Generator().manual_seed(seed)
     budget = cfg.max_steps or envs.step_budget(cfg.env.name)
     frames, plans, flags, distances, step = [], [], [info["success"]], [info["distance"]], 0
-    heat = np.zeros_like(obs["pixels"])
+    heat = ()  # the imagined final frame's per-patch distance, for agents that imagine
     while step < budget:
         controls, plan = agent.act(obs, generator)
         plans.append(plan)
-        heat = heatmap(plan["imagined_to_goal"], obs["pixels"].shape[0])
+        if "imagined_to_goal" in plan:
+            heat = (heatmap(plan["imagined_to_goal"], obs["pixels"].shape[0]),)
         for action in controls:
-            frames.append(side_by_side(obs["pixels"], goal, heat))
+            frames.append(side_by_side(obs["pixels"], goal, *heat))
             obs, _, terminated, truncated, info = env.step(action)
             step += 1
             flags.append(info["success"])
@@ -106,13 +107,14 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
                   f"plan {plan['plan_ms']:6.0f} ms", flush=True)
         if terminated:  # the simulation became unstable
             break
-    frames.append(side_by_side(obs["pixels"], goal, heat))
+    frames.append(side_by_side(obs["pixels"], goal, *heat))
     return {"seed": seed, "success": bool(flags[-1]), "any_success": bool(any(flags)),
             "final_distance": float(distances[-1]), "steps": step,
-            "plan_ms": [p["plan_ms"] for p in plans], "energy": [p["energy"] for p in plans],
-            "observed_to_goal": [p["observed_to_goal"] for p in plans],
+            "plan_ms": [p["plan_ms"] for p in plans],
+            "energy": [p.get("energy", float("nan")) for p in plans],
+            "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],
             "task_distance": [float(d) for d in distances],
-            "iterations": [p["best_per_iteration"] for p in plans], "frames": frames}
+            "iterations": [p.get("best_per_iteration", []) for p in plans], "frames": frames}
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ import torch
 from einops import repeat
 
 from worldmodel.ac_predictor import ACPredictor
+from worldmodel.features import token_distance
 
 
 @dataclass
@@ -28,12 +29,6 @@ class ObjectiveConfig:
             raise ValueError(f"{self.distance=} must be 'l1' or 'l2'")
         if self.weighting not in ("last", "uniform"):
             raise ValueError(f"{self.weighting=} must be 'last' or 'uniform'")
-
-
-def token_distance(z: torch.Tensor, goal: torch.Tensor, distance: str) -> torch.Tensor:
-    """z: (..., P, D), goal: (P, D) or broadcastable -> (...), mean over patches/channels."""
-    diff = z - goal
-    return (diff.abs() if distance == "l1" else diff.square()).mean(dim=(-2, -1))
 
 
 class LatentObjective:

@@ -29,6 +29,14 @@ from worldmodel.weights import PretrainedWorldModel
 log = logging.getLogger(__name__)
 
 
+def token_distance(z: torch.Tensor, goal: torch.Tensor, distance: str = "l2") -> torch.Tensor:
+    """The latent distance the planner minimises and the goal-image reward is made of:
+    z (..., P, D) against goal (P, D) or broadcastable -> (...), the mean absolute ("l1") or
+    squared ("l2") difference over patches and channels."""
+    diff = z - goal
+    return (diff.abs() if distance == "l1" else diff.square()).mean(dim=(-2, -1))
+
+
 def encoder_id(model: PretrainedWorldModel) -> str:
     """A short hash of the encoder's weights."""
     digest = hashlib.sha1()

@@ -88,8 +88,9 @@ class PretrainConfig:
                              f"{self.model.num_frames}")
         if self.export_only and not self.export_dir:
             raise ValueError("export_only=true needs export_dir=...")
-        if self.steps < 1 or self.warmup_steps < 0:
-            raise ValueError(f"{self.steps=} must be >= 1 and {self.warmup_steps=} >= 0")
+        if self.steps < 0 or self.warmup_steps < 0:
+            raise ValueError(f"{self.steps=} and {self.warmup_steps=} must be >= 0 (steps=0 "
+                             "exports the random-init encoder: the scratch baseline)")
 
 
 cs = ConfigStore.instance()
@@ -146,8 +147,10 @@ def git_revision() -> str:
 def export(cfg: PretrainConfig, model: VJEPAModel, data: EpisodeDataset, train_episodes: int,
            elapsed: float, steps: int, final: dict) -> Path:
     """Write the target encoder and its model card to `cfg.export_dir`."""
-    card = {"name": ENCODER, "what": "V-JEPA target encoder (EMA), self-supervised on play "
-            "videos of the four tasks; frames are encoded alone (per-frame features)",
+    what = ("V-JEPA target encoder (EMA), self-supervised on play videos of the four tasks; "
+            "frames are encoded alone (per-frame features)") if steps else (
+            f"random-init V-JEPA encoder (seed {cfg.seed}, no training): the scratch baseline")
+    card = {"name": ENCODER, "what": what,
             "command": "python -m worldmodel.pretrain " + " ".join(
                 a for a in sys.argv[1:] if not a.startswith("export_only")),
             "config": cfg.model.to_dict(), "training": asdict(cfg) | {"model": None},

@@ -105,9 +105,74 @@ def planner_speed_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+SEED_TARGETS = {"push": 87, "pick_place": 73, "drawer": 81, "button": 79}  # the seed's table, %
+
+
+def _rate(r: dict | None) -> str:
+    if r is None:
+        return "–"
+    low, high = r["wilson_95"]
+    return f"{100 * r['success_rate']:.0f} % [{100 * low:.0f}–{100 * high:.0f}]"
+
+
+def zero_shot_table(report: dict, detail: bool = False) -> str:
+    """Success per task and method for each seed range of `python -m planners.evaluate`;
+    with `detail`, every figure per task and method as well."""
+    lines = []
+    for name, run in report["ranges"].items():
+        results = run["results"]
+        methods = list(dict.fromkeys(m for t in results.values() for m in t))
+        lines += [f"Seeds {name}: success at the final step [Wilson 95 % interval]", "",
+                  "| task | " + " | ".join(methods) + " | world model − oracle | "
+                  "seed target |", "|---" * (len(methods) + 3) + "|"]
+        for task, row in results.items():
+            gap = "–"
+            if "world_model" in row and "oracle" in row:
+                points = 100 * (row["world_model"]["success_rate"] - row["oracle"]["success_rate"])
+                gap = f"{points:+.0f} pts"
+            lines.append(f"| {task} | " + " | ".join(_rate(row.get(m)) for m in methods)
+                         + f" | {gap} | {SEED_TARGETS.get(task, '–')} % |")
+        cfg, p = run["config"], run["config"]["planner"]
+        lines += ["", f"{run['seeds'][1] - run['seeds'][0] + 1} seeded episodes per task and "
+                  f"method; {p['name']} {p['num_samples']} samples x "
+                  f"{p['iterations']} iterations, horizon {p['horizon']}, "
+                  f"{cfg['objective']['distance']} energy; {run['workers']} workers x "
+                  f"{run['threads_per_worker']} thread(s); suite wall time "
+                  f"{run['wall_time_s'] / 60:.0f} min; git {run['git_revision']}; from "
+                  "`reports/zero_shot.json`.", ""]
+        if detail:
+            lines += ["| task | method | success [95 % CI] | any-step success | mean final "
+                      "distance (cm) | planning ms/step, median / p90 | episodes |",
+                      "|---|---|---|---|---|---|---|"]
+            for task, row in results.items():
+                for method, r in row.items():
+                    lines.append(f"| {task} | {method} | {_rate(r)} | "
+                                 f"{100 * r['any_success_rate']:.0f} % | "
+                                 f"{100 * r['mean_final_distance']:.1f} | "
+                                 f"{r['median_plan_ms']:.0f} / {r['p90_plan_ms']:.0f} | "
+                                 f"{r['episodes']} |")
+            lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def rl_wrappers_table(report: dict) -> str:
+    rows = {r["env"]: r["steps_per_s"] for r in report["results"]}
+    raw = rows.get("raw env")
+    lines = ["| env | steps/s | vs raw env |", "|---|---|---|"]
+    for name, rate in rows.items():
+        lines.append(f"| {name} | {rate:,.0f} | {rate / raw:.2f}x |" if raw else
+                     f"| {name} | {rate:,.0f} | – |")
+    cfg = report["config"]
+    lines += ["", f"`python -m worldmodel.rl_benchmark` on {cfg['task']}: random actions, "
+              f"resets included, {report['threads']} CPU threads; a vector step counts "
+              f"{cfg['num_envs']} env steps; from `reports/rl_wrappers.json`."]
+    return "\n".join(lines)
+
+
 TABLES = {"probe": probe_table, "attention": attention_table,
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
-          "mpc": mpc_table, "planner_speed": planner_speed_table}
+          "mpc": mpc_table, "planner_speed": planner_speed_table,
+          "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table}
 
 
 def load_report(name: str) -> dict | None:

@@ -70,12 +70,13 @@ class PretrainedWorldModel(torch.nn.Module):
     action-conditioned predictor (`predictor`, None without one)."""
 
     def __init__(self, encoder: VideoEncoder, card: dict,
-                 predictor: ACPredictor | None = None):
+                 predictor: ACPredictor | None = None, predictor_card: dict | None = None):
         super().__init__()
         self.encoder = encoder
         self.card = card
         self.config = encoder.cfg
         self.predictor = predictor
+        self.predictor_card = predictor_card or {}
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -97,5 +98,8 @@ def load_pretrained(directory: str | Path = PRETRAINED_DIR, *,
                     predictor: bool = False) -> PretrainedWorldModel:
     """The world model shipped in `worldmodel/pretrained/` (or another directory); with
     `predictor=True` the action-conditioned predictor must be there too."""
+    if not predictor:
+        return PretrainedWorldModel(load_encoder(directory), read_card(directory, ENCODER))
     return PretrainedWorldModel(load_encoder(directory), read_card(directory, ENCODER),
-                                load_predictor(directory) if predictor else None)
+                                load_predictor(directory),
+                                read_card(directory, PREDICTOR, trainer="worldmodel.train_ac"))
