@@ -109,21 +109,25 @@ class ManipulationEnv(gym.Env):
         mujoco.mj_copyData(copy, self.model, self.data)
         return copy
 
-    def simulate(self, start: mujoco.MjData, controls: np.ndarray,
-                 every: int = 1) -> np.ndarray:
-        """Run control actions (T, 4) in [-1, 1] from `start` (left unchanged) without
-        rendering; returns the state [task goal variable, proprio] after every `every`-th
-        step, (T // every, G + 4), comparable with `[goal, goal_proprio]`."""
+    def simulate(self, start: mujoco.MjData, controls: np.ndarray, every: int = 1,
+                 pixels: bool = False):
+        """Run control actions (T, 4) in [-1, 1] from `start` (left unchanged); returns the
+        state [task goal variable, proprio] after every `every`-th step, (T // every, G + 4),
+        comparable with `[goal, goal_proprio]`; with `pixels`, also the camera frames of
+        those steps, uint8 (T // every, H, W, 3)."""
         if self._scratch is None:
             self._scratch = mujoco.MjData(self.model)
         mujoco.mj_copyData(self._scratch, self.model, start)
-        states = []
+        states, frames = [], []
         for t, action in enumerate(controls, start=1):
             self.apply_action(self._scratch, action)
             if t % every == 0:
                 states.append(np.concatenate([self.task.goal_state(self._scratch),
                                               self.proprio(self._scratch)]))
-        return np.array(states)
+                if pixels:
+                    frames.append(self.render_pixels(self._scratch, self.cameras[0],
+                                                     self.image_size))
+        return (np.array(states), np.array(frames)) if pixels else np.array(states)
 
     def proprio(self, data: mujoco.MjData) -> np.ndarray:
         """(4,) TCP position (m) and gripper gap (m)."""

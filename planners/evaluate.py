@@ -14,11 +14,15 @@ success reported too). Methods, all run in the same invocation by default:
 - `oracle`: the same planner and budget with the true simulator as its model and the
   distance to the goal state (task variable + gripper) as its energy: the planner's
   ceiling, so a gap to it is the world model's fault;
-- `random`: uniform random actions.
+- `random`: uniform random actions;
+- `sim_latent` (a diagnostic, not run by default): the oracle's true simulator as the model
+  but the world model's goal-image energy on rendered frames. Against `world_model` it
+  measures what the predictor loses; against `oracle`, what the encoder's energy loses.
 
 Episodes run in parallel worker processes (one torch thread each by default), are appended
 to `out_dir/episodes.jsonl` as they finish and are never rerun: an interrupted suite
-continues where it stopped (episodes of another config are ignored). The report merges this
+continues where it stopped (episodes of another config are ignored); `report_only=true`
+reports what is on record without running more. The report merges this
 seed range into `reports/zero_shot.json` and rewrites `reports/zero_shot.md` and
 `reports/zero_shot.html` (table, plots, videos of a few successes and failures).
 """
@@ -47,16 +51,17 @@ from tqdm import tqdm
 
 import envs
 from envs.video import write_video
-from planners.agent import ENV_ACTION_DIM
+from planners.agent import ENV_ACTION_DIM, prepare_image
 from planners.mpc import MPCConfig, build_agent, run_episode
 from planners.sampling import SamplingPlanner, make_planner
+from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
 from worldmodel.report import zero_shot_table
-from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained
+from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, PretrainedWorldModel, load_pretrained
 
-METHODS = ("world_model", "scratch", "oracle", "random")
+METHODS = ("world_model", "scratch", "oracle", "random", "sim_latent")
+DEFAULT_METHODS = METHODS[:4]  # sim_latent is a diagnostic, run on request
 MODEL_METHODS = ("world_model", "scratch")  # planned through a learned world model
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -66,7 +71,7 @@ class EvaluateConfig(MPCConfig):
     cameras, `tasks` which tasks run. `seed`/`episodes`: env seeds seed .. seed+episodes-1."""
 
     tasks: list[str] = field(default_factory=lambda: list(envs.TASK_NAMES))
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     episodes: int = 50
     scratch_dir: str = str(PRETRAINED_DIR / "scratch")  # the scratch baseline's weights
     workers: int = 2  # parallel episode processes; 1 runs in this process
@@ -76,6 +81,7 @@ class EvaluateConfig(MPCConfig):
     videos_per_task: int = 2  # HTML videos per task and planning method: successes, failures
     verbose: bool = False  # a line per planning step (only with workers=1)
     video_scale: int = 2
+    report_only: bool = False  # write the report from the episodes on record, run none
 
     def __post_init__(self):
         super().__post_init__()
@@ -89,6 +95,9 @@ class EvaluateConfig(MPCConfig):
                              f"{', '.join(METHODS)}")
         if self.workers < 1 or (self.threads is not None and self.threads < 1):
             raise ValueError(f"{self.workers=} and {self.threads=} must be >= 1")
+
+    def threads_per_worker(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     def weights(self, method: str) -> str:
         return self.scratch_dir if method == "scratch" else self.weights_dir
@@ -116,14 +125,23 @@ class RandomAgent:
         return controls.numpy(), {"plan_ms": 0.0, "energy": float("nan")}
 
 
+@dataclass
+class LatentEnergy:
+    """The goal-image energy of `sim_latent`: the encoder, the goal's tokens, the distance."""
+
+    model: PretrainedWorldModel
+    goal: torch.Tensor | None
+    distance: str
+
+
 class SimulatorObjective:
     """Energies of action sequences rolled out in the true simulation from `start`: the
     distance (m) of the state [task goal variable, gripper proprio] after the last model
     step (or the mean over model steps) to the goal state."""
 
     def __init__(self, env, start, goal: np.ndarray, *, action_repeat: int, frameskip: int,
-                 weighting: str):
-        self.env, self.start, self.goal = env, start, goal
+                 weighting: str, latent: LatentEnergy | None = None):
+        self.env, self.start, self.goal, self.latent = env, start, goal, latent
         self.action_repeat, self.frameskip, self.weighting = action_repeat, frameskip, weighting
 
     def controls(self, actions: torch.Tensor) -> np.ndarray:
@@ -132,6 +150,8 @@ class SimulatorObjective:
         return actions.reshape(*actions.shape[:2], self.frameskip, ENV_ACTION_DIM).numpy()
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        if self.latent is not None:
+            return self.latent_energies(actions)
         energies = []
         for sequence in self.controls(actions):
             states = self.env.simulate(self.start, sequence.reshape(-1, ENV_ACTION_DIM),
@@ -140,17 +160,32 @@ class SimulatorObjective:
             energies.append(distances[-1] if self.weighting == "last" else distances.mean())
         return torch.tensor(energies, dtype=torch.float32)
 
+    def latent_energies(self, actions: torch.Tensor) -> torch.Tensor:
+        """The world model's energy on the simulator's rendered frames."""
+        frames = np.stack([self.env.simulate(self.start, sequence.reshape(-1, ENV_ACTION_DIM),
+                                             every=self.frameskip, pixels=True)[1]
+                           for sequence in self.controls(actions)])  # (N, H, h, w, 3)
+        if self.weighting == "last":
+            frames = frames[:, -1:]
+        tokens = self.latent.model.encode(torch.from_numpy(frames))  # (N, H', P, D)
+        return token_distance(tokens, self.latent.goal, self.latent.distance).mean(dim=1)
+
 
 class OracleAgent:
     """The same planner with the true simulator as its model and the state distance to the
     goal as its energy. It reads the simulation and the goal state (never the goal image)."""
 
-    def __init__(self, env, planner: SamplingPlanner, cfg: EvaluateConfig, frameskip: int):
+    def __init__(self, env, planner: SamplingPlanner, cfg: EvaluateConfig, frameskip: int,
+                 latent: LatentEnergy | None = None):
         self.env, self.planner, self.cfg, self.frameskip = env.unwrapped, planner, cfg, frameskip
         self.action_repeat = frameskip if planner.action_dim == ENV_ACTION_DIM else 1
+        self.latent = latent
 
     def reset(self, goal_image: np.ndarray) -> None:
         self.goal = np.concatenate([self.env.goal, self.env.goal_proprio])
+        if self.latent is not None:  # sim_latent: the goal is the image, as for the world model
+            self.latent.goal = self.latent.model.encode(
+                prepare_image(goal_image, self.latent.model.config.image_size)[None, None])[0, 0]
         self.planner.reset()
 
     def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
@@ -158,7 +193,8 @@ class OracleAgent:
         objective = SimulatorObjective(self.env, self.env.copy_state(), self.goal,
                                        action_repeat=self.action_repeat,
                                        frameskip=self.frameskip,
-                                       weighting=self.cfg.objective.weighting)
+                                       weighting=self.cfg.objective.weighting,
+                                       latent=self.latent)
         result = self.planner.plan(objective, generator)
         self.planner.shift(self.cfg.execute)
         controls = objective.controls(result.actions[None])[0, :self.cfg.execute]
@@ -179,7 +215,7 @@ def _init_worker(cfg: EvaluateConfig, threads: int) -> None:
 def _agent(method: str, task: str, env):
     """The agent of `method` (world models are shared by every task: one world model)."""
     cfg = _WORKER["cfg"]
-    key = (method, task if method == "oracle" else None)
+    key = (method, task if method in ("oracle", "sim_latent") else None)
     if key not in _WORKER:
         if method in MODEL_METHODS:
             agent = build_agent(cfg, load_pretrained(cfg.weights(method), predictor=True))
@@ -190,7 +226,9 @@ def _agent(method: str, task: str, env):
             else:
                 dims = ENV_ACTION_DIM * (1 if cfg.action_repeat else frameskip)
                 planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
-                agent = OracleAgent(env, planner, cfg, frameskip)
+                latent = None if method == "oracle" else LatentEnergy(
+                    load_pretrained(cfg.weights_dir), None, cfg.objective.distance)
+                agent = OracleAgent(env, planner, cfg, frameskip, latent)
         _WORKER[key] = agent
     return _WORKER[key]
 
@@ -266,8 +304,11 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
             parts |= {"objective": dataclasses.asdict(cfg.objective), "history": cfg.history,
                       "weights": [_digest(weights / f"{name}.safetensors")
                                   for name in ("encoder", PREDICTOR)]}
-        if method in ("random", "oracle"):
+        if method in ("random", "oracle", "sim_latent"):
             parts["frameskip"] = _frameskip(cfg)
+        if method == "sim_latent":
+            parts |= {"distance": cfg.objective.distance,
+                      "encoder": _digest(Path(cfg.weights_dir) / "encoder.safetensors")}
         text = json.dumps(parts, sort_keys=True)
         result[method] = hashlib.sha1(text.encode()).hexdigest()[:12]
     return result
@@ -318,12 +359,12 @@ def evaluate(cfg: EvaluateConfig) -> dict:
             done[job] = r
     jobs = [(m, t, s) for s in seeds for t in cfg.tasks for m in cfg.methods
             if (m, t, s) not in done]
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
+    threads = cfg.threads_per_worker()
     print(f"zero-shot suite: {len(cfg.tasks)} tasks x {len(seeds)} seeds ({seeds[0]}-"
           f"{seeds[-1]}) x methods {', '.join(cfg.methods)}; {len(done)} episodes on record "
           f"in {store}, {len(jobs)} to run on {cfg.workers} worker(s) x {threads} thread(s)")
     start = time.perf_counter()
-    if jobs:
+    if jobs and not cfg.report_only:
         _run_jobs(cfg, jobs, threads, store, keys, done)
     elapsed = time.perf_counter() - start
     wall = _add_wall_time(out, f"{seeds[0]}-{seeds[-1]}", elapsed)
@@ -394,7 +435,7 @@ def summarize(cfg: EvaluateConfig, records: list[dict], wall_time: float) -> dic
     seeds = [cfg.seed, cfg.seed + cfg.episodes - 1]
     return {"range": f"{seeds[0]}-{seeds[1]}", "seeds": seeds, "results": results,
             "wall_time_s": round(wall_time, 1), "workers": cfg.workers,
-            "threads_per_worker": cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers),
+            "threads_per_worker": cfg.threads_per_worker(),
             "git_revision": git_revision(),
             "config": OmegaConf.to_container(OmegaConf.structured(cfg)),
             "episodes": [{k: v for k, v in r.items() if k not in ("plan_ms", "task_distance")}

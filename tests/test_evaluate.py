@@ -48,6 +48,10 @@ def test_resume_runs_only_missing_episodes(tiny_world_model, tmp_path, capsys):
     assert len(first) == 2
     with store.open("a") as f:
         f.write('{"method": "random", "task": "butt')  # a line cut short by a kill
+    partial = evaluate(suite_config(tiny_world_model, tmp_path, "tasks=[button]", "episodes=2",
+                                    "methods=[random,oracle]", "report_only=true"))
+    assert partial["results"]["button"]["oracle"]["episodes"] == 1
+    assert "still running" in (tmp_path / "report" / "zero_shot.md").read_text()
     capsys.readouterr()
     evaluate(suite_config(tiny_world_model, tmp_path, "tasks=[button]", "episodes=2",
                           "methods=[random,oracle]", "video=false", "workers=2"))
@@ -96,3 +100,10 @@ def test_missing_scratch_weights_say_how_to_train_them(tiny_world_model, tmp_pat
     cfg = suite_config(tiny_world_model, tmp_path, f"scratch_dir={tmp_path / 'none'}")
     with pytest.raises(FileNotFoundError, match="worldmodel.pretrain"):
         evaluate(cfg)
+
+
+def test_simulator_with_latent_energy_diagnostic(tiny_world_model, tmp_path):
+    report = evaluate(suite_config(tiny_world_model, tmp_path, "tasks=[button]", "episodes=1",
+                                   "max_steps=4", "methods=[sim_latent]", "video=false"))
+    result = report["results"]["button"]["sim_latent"]
+    assert result["episodes"] == 1 and result["median_plan_ms"] > 0

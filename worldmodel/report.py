@@ -133,8 +133,12 @@ def zero_shot_table(report: dict, detail: bool = False) -> str:
             lines.append(f"| {task} | " + " | ".join(_rate(row.get(m)) for m in methods)
                          + f" | {gap} | {SEED_TARGETS.get(task, '–')} % |")
         cfg, p = run["config"], run["config"]["planner"]
-        lines += ["", f"{run['seeds'][1] - run['seeds'][0] + 1} seeded episodes per task and "
-                  f"method; {p['name']} {p['num_samples']} samples x "
+        wanted = run["seeds"][1] - run["seeds"][0] + 1
+        short = sorted({f"{m} {r['episodes']}" for row in results.values()
+                        for m, r in row.items() if r["episodes"] < wanted})
+        counts = f"{wanted} seeded episodes per task and method" + (
+            f" (still running, episodes so far: {', '.join(short)})" if short else "")
+        lines += ["", f"{counts}; {p['name']} {p['num_samples']} samples x "
                   f"{p['iterations']} iterations, horizon {p['horizon']}, "
                   f"{cfg['objective']['distance']} energy; {run['workers']} workers x "
                   f"{run['threads_per_worker']} thread(s); suite wall time "
