@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import envs
 from planners.mpc import MPCConfig, build_agent
 from worldmodel.hardware import matmul_peak
+from worldmodel.report import save_json
 
 
 @dataclass
@@ -80,8 +81,7 @@ def benchmark(cfg: PlannerBenchmarkConfig) -> dict:
         path = Path(cfg.report)
         report = json.loads(path.read_text()) if path.exists() else {"results": []}
         report["results"] = [r for r in report["results"] if r["planner"] != p.name] + [result]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=1) + "\n")
+        save_json(path, report)
     if cfg.profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             agent.act(obs, generator)

@@ -56,7 +56,7 @@ from planners.mpc import MPCConfig, build_agent, run_episode
 from planners.sampling import SamplingPlanner, make_planner
 from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
-from worldmodel.report import zero_shot_table
+from worldmodel.report import save_json, zero_shot_table
 from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, PretrainedWorldModel, load_pretrained
 
 METHODS = ("world_model", "scratch", "oracle", "random", "sim_latent")
@@ -369,7 +369,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     elapsed = time.perf_counter() - start
     wall = _add_wall_time(out, f"{seeds[0]}-{seeds[-1]}", elapsed)
     report = summarize(cfg, [done[j] for j in sorted(done)], wall)
-    print(zero_shot_table({"ranges": {report["range"]: report}}))
+    print(zero_shot_table({"ranges": {report["range"]: report}}, source=str(store)))
     if cfg.report:
         write_report(cfg, report)
     return report
@@ -452,10 +452,10 @@ def write_report(cfg: EvaluateConfig, report: dict) -> None:
     full["protocol"] = ("zero-shot: one world model for all tasks, goal given as an image, "
                         "the task's step budget, success = the env's flag at the final step")
     full.setdefault("ranges", {})[report["range"]] = report
-    path.write_text(json.dumps(full, indent=1) + "\n")
+    save_json(path, full)
     base.with_suffix(".md").write_text(
         "# Zero-shot evaluation (`python -m planners.evaluate`)\n\n"
-        + zero_shot_table(full, detail=True) + "\n")
+        + zero_shot_table(full, detail=True, source=str(path)) + "\n")
     base.with_suffix(".html").write_text(html_page(cfg, full))
     print(f"report: {path}, {base.with_suffix('.md')}, {base.with_suffix('.html')}")
 

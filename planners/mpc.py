@@ -33,6 +33,7 @@ from planners.agent import ENV_ACTION_DIM, LatentMPCAgent
 from planners.objective import ObjectiveConfig
 from planners.plots import heatmap, plot_energies
 from planners.sampling import PLANNERS, make_planner
+from worldmodel.report import save_json
 from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained, read_card
 
 
@@ -174,8 +175,7 @@ def add_to_report(path: Path, cfg: MPCConfig, summary: dict, episodes: list[dict
                    "history": cfg.history, "execute": cfg.execute,
                    "action_repeat": cfg.action_repeat},
         "predictor_steps": card.get("steps"), "threads": torch.get_num_threads()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    save_json(path, report)
 
 
 @hydra.main(config_path="../configs", config_name="mpc", version_base="1.3")

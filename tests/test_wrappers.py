@@ -104,7 +104,7 @@ def test_sb3_ppo_and_her_train_on_wrapped_tasks(model):
     env = GoalImageReward(LatentObservation(envs.make("button"), model, keep_pixels=True), model)
     env = gym.wrappers.FilterObservation(env, ["latent", "proprio"])
     PPO("MultiInputPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0,
-        device="cpu").learn(128)
+        device="cpu").learn(256)
     her_env = gym.wrappers.TimeLimit(
         GoalImageReward(envs.make("push"), model, goal_conditioned=True, features="pooled"), 8)
     SAC("MultiInputPolicy", her_env, replay_buffer_class=HerReplayBuffer,

@@ -11,12 +11,10 @@ resident set before the first step). The seed reports 8.7 vs 1.2 it/s and 12.1 v
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import resource
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import hydra
 import torch
@@ -25,7 +23,7 @@ from omegaconf import OmegaConf
 
 from worldmodel.config import preset
 from worldmodel.hardware import autocast_dtype, pick_device
-from worldmodel.report import attention_table
+from worldmodel.report import attention_table, save_json
 from worldmodel.vjepa import VJEPAModel
 
 
@@ -107,8 +105,7 @@ def run(cfg: BenchmarkConfig) -> list[dict]:
     report = {"config": asdict(cfg), "results": results}
     print("\n" + attention_table(report))
     if cfg.report:
-        Path(cfg.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.report).write_text(json.dumps(report, indent=1) + "\n")
+        save_json(cfg.report, report)
         print(f"wrote {cfg.report}")
     return results
 

@@ -15,6 +15,14 @@ README = ROOT / "README.md"
 REPORTS = ROOT / "reports"
 
 
+def save_json(path: str | Path, data: dict) -> Path:
+    """Write a report (JSON, indented, trailing newline), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
 def probe_table(report: dict) -> str:
     card = report["encoder_card"]
     lines = ["| features, probe | end-effector R² | end-effector error (cm) | object R² | "
@@ -115,7 +123,8 @@ def _rate(r: dict | None) -> str:
     return f"{100 * r['success_rate']:.0f} % [{100 * low:.0f}–{100 * high:.0f}]"
 
 
-def zero_shot_table(report: dict, detail: bool = False) -> str:
+def zero_shot_table(report: dict, detail: bool = False,
+                    source: str = "reports/zero_shot.json") -> str:
     """Success per task and method for each seed range of `python -m planners.evaluate`;
     with `detail`, every figure per task and method as well."""
     lines = []
@@ -143,7 +152,7 @@ def zero_shot_table(report: dict, detail: bool = False) -> str:
                   f"{cfg['objective']['distance']} energy; {run['workers']} workers x "
                   f"{run['threads_per_worker']} thread(s); suite wall time "
                   f"{run['wall_time_s'] / 60:.0f} min; git {run['git_revision']}; from "
-                  "`reports/zero_shot.json`.", ""]
+                  f"`{source}`.", ""]
         if detail:
             lines += ["| task | method | success [95 % CI] | any-step success | mean final "
                       "distance (cm) | planning ms/step, median / p90 | episodes |",
@@ -173,10 +182,24 @@ def rl_wrappers_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def rl_example_table(report: dict) -> str:
+    cfg, curves = report["config"], report["curves"]
+    lines = ["| env steps | goal-image reward | true success reward |", "|---|---|---|"]
+    for a, b in zip(curves["goal image"], curves["success"]):
+        lines.append(f"| {a['steps']:,} | {100 * a['success']:.0f} % | "
+                     f"{100 * b['success']:.0f} % |")
+    lines += ["", f"`python -m worldmodel.rl_example task={cfg['task']} steps={cfg['steps']}`: "
+              f"{cfg['algo'].upper()}, final-step success of the deterministic policy on "
+              f"{cfg['eval_episodes']} held-out episodes; from `reports/rl_example.json`."]
+    return "\n".join(lines)
+
+
 TABLES = {"probe": probe_table, "attention": attention_table,
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
-          "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table}
+          "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
+          "sim_latent": lambda r: zero_shot_table(r, source="reports/sim_latent.json"),
+          "rl_example": rl_example_table}
 
 
 def load_report(name: str) -> dict | None:

@@ -9,10 +9,8 @@ Prints a table and, with `report=...`, writes it as JSON (the README's table rea
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import hydra
@@ -21,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 import envs
+from worldmodel.report import save_json
 from worldmodel.weights import PRETRAINED_DIR, load_pretrained
 from worldmodel.wrappers import (
     GoalImageReward,
@@ -95,8 +94,7 @@ def benchmark(cfg: RLBenchmarkConfig) -> dict:
         print(f"{name:32s} {rate:9.1f}")
     report = {"config": asdict(cfg), "threads": torch.get_num_threads(), "results": rows}
     if cfg.report:
-        Path(cfg.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.report).write_text(json.dumps(report, indent=1) + "\n")
+        save_json(cfg.report, report)
     return report
 
 

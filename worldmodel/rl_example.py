@@ -13,10 +13,8 @@ Needs stable-baselines3 (`pip install -e '.[dev]'`).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import hydra
@@ -25,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 import envs
+from worldmodel.report import save_json
 from worldmodel.weights import PRETRAINED_DIR, load_pretrained
 from worldmodel.wrappers import GoalImageReward
 
@@ -110,8 +109,7 @@ def train(cfg: RLExampleConfig) -> dict:
         print(f"{a['steps']:7d} {100 * a['success']:17.0f}% {100 * b['success']:19.0f}%")
     result = {"config": asdict(cfg), "curves": curves}
     if cfg.report:
-        Path(cfg.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.report).write_text(json.dumps(result, indent=1) + "\n")
+        save_json(cfg.report, result)
     return result
 
 

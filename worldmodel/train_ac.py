@@ -38,6 +38,7 @@ from worldmodel.checkpoint import load_checkpoint, resume, save_training
 from worldmodel.features import FeatureWindows, cache_features
 from worldmodel.hardware import autocast_dtype, matmul_peak, pick_device
 from worldmodel.pretrain import git_revision, learning_rate
+from worldmodel.report import save_json
 from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained, save_weights
 
 
@@ -269,8 +270,7 @@ def finish(cfg, model, encoder, train_windows, val_windows, history, elapsed) ->
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     (Path(cfg.out_dir) / "eval.json").write_text(json.dumps(evaluation, indent=1))
     if cfg.report:
-        Path(cfg.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.report).write_text(json.dumps(evaluation, indent=1) + "\n")
+        save_json(cfg.report, evaluation)
     if cfg.export_dir:
         export(cfg, model, {"encoder": encoder.card["name"], "data": {
             "dir": cfg.data_dir, "train_episodes": len(train_windows.dataset),
