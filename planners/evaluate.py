@@ -281,7 +281,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # p inside
 
 
 def _digest(path: Path) -> str:
@@ -485,8 +485,8 @@ def plots(report: dict) -> list[str]:
         xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
         rows = [results[t].get(method) for t in tasks]
         rate = [100 * r["success_rate"] if r else np.nan for r in rows]
-        low = [100 * (r["success_rate"] - r["wilson_95"][0]) if r else 0 for r in rows]
-        high = [100 * (r["wilson_95"][1] - r["success_rate"]) if r else 0 for r in rows]
+        low = [max(0, 100 * (r["success_rate"] - r["wilson_95"][0])) if r else 0 for r in rows]
+        high = [max(0, 100 * (r["wilson_95"][1] - r["success_rate"])) if r else 0 for r in rows]
         axes[0].bar(xs, rate, width, yerr=[low, high], capsize=3, label=method)
         axes[1].bar(xs, [100 * r["mean_final_distance"] if r else np.nan for r in rows],
                     width, label=method)
