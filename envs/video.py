@@ -8,10 +8,15 @@ import imageio.v2 as imageio
 import numpy as np
 
 
-def write_video(path: str | Path, frames: np.ndarray | list[np.ndarray], fps: float) -> Path:
-    """Write uint8 (T, H, W, 3) frames as an H.264 mp4 (ffmpeg from imageio-ffmpeg)."""
+def write_video(path: str | Path, frames: np.ndarray | list[np.ndarray], fps: float,
+                scale: int = 1) -> Path:
+    """Write uint8 (T, H, W, 3) frames as an H.264 mp4 (ffmpeg from imageio-ffmpeg), each
+    pixel shown as a `scale` x `scale` block."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if scale > 1:
+        block = np.ones((scale, scale, 1), np.uint8)
+        frames = [np.kron(frame, block) for frame in frames]
     imageio.mimwrite(path, list(frames), fps=fps, macro_block_size=1, quality=8)
     return path
 

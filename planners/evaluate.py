@@ -256,10 +256,8 @@ def run_job(job: tuple[str, str, int]) -> dict:
         episode = run_episode(cfg, _agent(method, task, env), env, seed)
     frames = episode.pop("frames")
     if cfg.video:
-        scale = cfg.video_scale
-        write_video(video_path(cfg, method, task, seed),
-                    [np.kron(f, np.ones((scale, scale, 1), np.uint8)) for f in frames],
-                    fps=env.metadata["render_fps"])
+        write_video(video_path(cfg, method, task, seed), frames,
+                    fps=env.metadata["render_fps"], scale=cfg.video_scale)
     plan_ms = episode["plan_ms"]
     return {"method": method, "task": task, "seed": seed, "success": episode["success"],
             "any_success": episode["any_success"],

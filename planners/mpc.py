@@ -133,9 +133,8 @@ def run(cfg: MPCConfig, out_dir: Path) -> dict:
         episode = run_episode(cfg, agent, env, seed)
         frames = episode.pop("frames")
         if cfg.video:
-            scale = cfg.video_scale
-            big = [np.kron(f, np.ones((scale, scale, 1), np.uint8)) for f in frames]
-            path = write_video(out_dir / f"mpc_{cfg.env.name}_seed{seed}.mp4", big, fps=fps)
+            path = write_video(out_dir / f"mpc_{cfg.env.name}_seed{seed}.mp4", frames,
+                               fps=fps, scale=cfg.video_scale)
             plot_energies(episode, out_dir / f"energy_{cfg.env.name}_seed{seed}.png")
             print(f"  video {path}")
         print(f"  success {episode['success']}  final distance "

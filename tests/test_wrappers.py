@@ -20,6 +20,9 @@ from worldmodel.wrappers import (
     VectorLatentObservation,
 )
 
+# the checkers warn that wrapped envs are not the raw env, and about unbounded latent Boxes
+pytestmark = pytest.mark.filterwarnings("ignore:.*(unwrapped version|infinity).*:UserWarning")
+
 
 @pytest.fixture(scope="module")
 def model(tiny_world_model):
