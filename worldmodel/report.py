@@ -53,7 +53,7 @@ def attention_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def prediction_table(report: dict) -> str:
+def prediction_table(report: dict, source: str = "reports/ac_prediction.json") -> str:
     lines = ["| horizon (model steps) | control steps | predictor L1 | copy-last L1 | "
              "predictor L2 | copy-last L2 |", "|---|---|---|---|---|---|"]
     for i, h in enumerate(report["horizon"]):
@@ -64,7 +64,7 @@ def prediction_table(report: dict) -> str:
               f"{report['windows']} windows of {report['val_episodes']} held-out episodes; "
               f"errors per token channel (features are layer-normalised). Predictor: "
               f"{report['conditioning']}, {report['steps']} steps "
-              f"({report['wall_time_s'] / 60:.0f} min); from `reports/ac_prediction.json`."]
+              f"({report['wall_time_s'] / 60:.0f} min); from `{source}`."]
     return "\n".join(lines)
 
 
@@ -199,7 +199,9 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
           "sim_latent": lambda r: zero_shot_table(r, source="reports/sim_latent.json"),
-          "rl_example": rl_example_table}
+          "rl_example": rl_example_table,
+          "ac_prediction_scratch": lambda r: prediction_table(
+              r, source="reports/ac_prediction_scratch.json")}
 
 
 def load_report(name: str) -> dict | None:
