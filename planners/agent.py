@@ -106,6 +106,6 @@ class LatentMPCAgent:
                 "best_per_iteration": result.best_energy_per_iteration,
                 "mean_per_iteration": result.mean_energy_per_iteration,
                 "imagined_to_goal": (imagined[-1] - self.goal).square().mean(-1),  # (P,)
-                "observed_to_goal": float(token_distance(z, self.goal,
-                                                         self.objective_cfg.distance))}
+                "observed_to_goal": float(token_distance(
+                    z, self.goal, self.objective_cfg.distance, self.objective_cfg.scales))}
         return controls, info

@@ -132,6 +132,7 @@ class LatentEnergy:
     model: PretrainedWorldModel
     goal: torch.Tensor | None
     distance: str
+    scales: tuple[int, ...] = (1,)
 
 
 class SimulatorObjective:
@@ -168,7 +169,8 @@ class SimulatorObjective:
         if self.weighting == "last":
             frames = frames[:, -1:]
         tokens = self.latent.model.encode(torch.from_numpy(frames))  # (N, H', P, D)
-        return token_distance(tokens, self.latent.goal, self.latent.distance).mean(dim=1)
+        return token_distance(tokens, self.latent.goal, self.latent.distance,
+                              self.latent.scales).mean(dim=1)
 
 
 class OracleAgent:
@@ -227,7 +229,8 @@ def _agent(method: str, task: str, env):
                 dims = ENV_ACTION_DIM * (1 if cfg.action_repeat else frameskip)
                 planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
                 latent = None if method == "oracle" else LatentEnergy(
-                    load_pretrained(cfg.weights_dir), None, cfg.objective.distance)
+                    load_pretrained(cfg.weights_dir), None, cfg.objective.distance,
+                    tuple(cfg.objective.scales))
                 agent = OracleAgent(env, planner, cfg, frameskip, latent)
         _WORKER[key] = agent
     return _WORKER[key]
@@ -305,7 +308,7 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
         if method in ("random", "oracle", "sim_latent"):
             parts["frameskip"] = _frameskip(cfg)
         if method == "sim_latent":
-            parts |= {"distance": cfg.objective.distance,
+            parts |= {"distance": cfg.objective.distance, "scales": list(cfg.objective.scales),
                       "encoder": _digest(Path(cfg.weights_dir) / "encoder.safetensors")}
         text = json.dumps(parts, sort_keys=True)
         result[method] = hashlib.sha1(text.encode()).hexdigest()[:12]

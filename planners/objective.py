@@ -23,12 +23,17 @@ from worldmodel.features import token_distance
 class ObjectiveConfig:
     distance: str = "l2"  # "l1" | "l2" (mean squared) between patch tokens
     weighting: str = "last"  # "last": the final imagined frame; "uniform": every step
+    # sum the distance over the patch grid average-pooled in s x s cells, one term per s
+    # ((1,): patches only); coarse terms widen the energy's basin (features.token_distance)
+    scales: tuple[int, ...] = (1,)
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
             raise ValueError(f"{self.distance=} must be 'l1' or 'l2'")
         if self.weighting not in ("last", "uniform"):
             raise ValueError(f"{self.weighting=} must be 'last' or 'uniform'")
+        if not self.scales or any(s < 1 for s in self.scales):
+            raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
 
 
 class LatentObjective:
@@ -71,7 +76,8 @@ class LatentObjective:
 
     def per_step(self, actions: torch.Tensor) -> torch.Tensor:
         """Distance of each imagined step to the goal: (N, H)."""
-        return token_distance(self.imagine(actions), self.goal, self.cfg.distance)
+        return token_distance(self.imagine(actions), self.goal, self.cfg.distance,
+                              self.cfg.scales)
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         """Energies (N,) of planned actions (N, H, A)."""

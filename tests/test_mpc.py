@@ -98,3 +98,37 @@ def test_planner_benchmark_prints_and_reports(tiny_world_model, tmp_path, capsys
     assert result["median_ms_per_plan"] > 0 and 0 < result["peak_fraction"]
     assert json.loads(report.read_text())["results"][0]["planner"] == "cem"
     assert "ms per planning step" in capsys.readouterr().out
+
+
+def _blob(row: int, col: int) -> torch.Tensor:
+    """An 8 x 8 patch grid (64, 2) that is zero except one 'gripper' patch."""
+    z = torch.zeros(8, 8, 2)
+    z[row, col] = 1.0
+    return z.reshape(64, 2)
+
+
+def test_pooled_scales_widen_the_energy_basin():
+    """Patch-wise, every non-overlapping place of a blob is equally far from its goal place;
+    with pooled scales the distance falls as the blob approaches."""
+    from worldmodel.features import token_distance
+
+    goal = _blob(6, 6)
+    path = torch.stack([_blob(c, c) for c in range(5)])  # along the diagonal, never at 6
+    flat = token_distance(path, goal)
+    assert torch.allclose(flat, flat[0].expand(5))
+    pooled = token_distance(path, goal, "l2", (1, 2, 4, 8))
+    assert (pooled.diff() <= 0).all() and pooled[-1] < pooled[0]
+    assert torch.equal(token_distance(path, goal, "l1", (1,)), token_distance(path, goal, "l1"))
+
+
+def test_pool_tokens_averages_cells_and_rejects_odd_grids():
+    from planners.objective import ObjectiveConfig
+    from worldmodel.features import pool_tokens
+
+    z = torch.arange(64.0).view(1, 64, 1)
+    assert pool_tokens(z, 2)[0, :2, 0].tolist() == [4.5, 6.5]  # (0 + 1 + 8 + 9) / 4, ...
+    assert torch.allclose(pool_tokens(z, 8)[0, 0], z.mean(dim=1)[0])
+    with pytest.raises(ValueError, match="cannot pool"):
+        pool_tokens(z, 3)
+    with pytest.raises(ValueError, match="scales"):
+        ObjectiveConfig(scales=(0,))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -29,12 +30,36 @@ from worldmodel.weights import PretrainedWorldModel
 log = logging.getLogger(__name__)
 
 
-def token_distance(z: torch.Tensor, goal: torch.Tensor, distance: str = "l2") -> torch.Tensor:
+def token_distance(z: torch.Tensor, goal: torch.Tensor, distance: str = "l2",
+                   scales: tuple[int, ...] | list[int] = (1,)) -> torch.Tensor:
     """The latent distance the planner minimises and the goal-image reward is made of:
     z (..., P, D) against goal (P, D) or broadcastable -> (...), the mean absolute ("l1") or
-    squared ("l2") difference over patches and channels."""
-    diff = z - goal
-    return (diff.abs() if distance == "l1" else diff.square()).mean(dim=(-2, -1))
+    squared ("l2") difference over patches and channels.
+
+    With `scales` other than (1,), the sum of that distance over a pyramid of the square
+    patch grid average-pooled in s x s cells, one term per s (1: the patches themselves).
+    Patch-wise distances are flat wherever the gripper's patches do not overlap its goal
+    patches (any wrong place costs the same, and leaving the camera's view costs least);
+    the pooled terms still shrink as it approaches the goal, which widens the basin."""
+    if tuple(scales) == (1,):
+        diff = z - goal
+        return (diff.abs() if distance == "l1" else diff.square()).mean(dim=(-2, -1))
+    return sum(token_distance(pool_tokens(z, s), pool_tokens(goal, s), distance)
+               for s in scales)
+
+
+def pool_tokens(z: torch.Tensor, scale: int) -> torch.Tensor:
+    """Patch tokens (..., P, D) of a square g x g grid -> (..., P / scale^2, D), averaged
+    over scale x scale cells."""
+    if scale == 1:
+        return z
+    *lead, P, D = z.shape
+    grid = math.isqrt(P)
+    if grid * grid != P or grid % scale:
+        raise ValueError(f"cannot pool {P} patches ({grid}x{grid}?) in {scale}x{scale} cells")
+    x = z.reshape(-1, grid, grid, D).permute(0, 3, 1, 2)
+    x = torch.nn.functional.avg_pool2d(x, scale)
+    return x.flatten(2).transpose(1, 2).reshape(*lead, -1, D)
 
 
 def encoder_id(model: PretrainedWorldModel) -> str:
