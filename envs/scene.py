@@ -29,7 +29,7 @@ MAX_FINGER = 0.035  # m, travel of each finger; the gap opens to 2 * MAX_FINGER
 WORKSPACE_LOW = (-0.25, -0.28, TCP_HEIGHT + 0.002)
 WORKSPACE_HIGH = (0.25, 0.25, 0.30)
 TABLE_HALF = (0.34, 0.34)  # m, half extents of the table top
-CAMERAS = ("front", "side", "top")  # "front" is the default camera
+CAMERAS = ("front", "side", "top", "wide")  # "front" is the default camera
 
 _FINGER_HALF = (0.006, 0.012, 0.025)  # m, finger box half sizes (x, y, z)
 _HAND_KP = 1500.0  # N/m, hand servo stiffness
@@ -69,10 +69,16 @@ def build_arena() -> mjcf.RootElement:
     # (cylinder-box needs general convex collision); rendered as a finite rectangle
     world.add("geom", name="table", type="plane", size=(*TABLE_HALF, 1.0),
               rgba=(0.78, 0.74, 0.66, 1), friction=(0.5, 0.005, 0.0001))
-    # front: 55 degrees down, framing the workspace; side: from the right; top: straight down
+    # front: 55 degrees down, framing the objects' region (the gripper leaves its view above
+    # z ~ 0.15 m and near the front edge); side: from the right; top: straight down;
+    # wide: front's angle from further back, with the gripper in view over most of the
+    # workspace (objects 0.67x as large). A goal-image energy on `front` is lowest with the
+    # gripper out of view; see README "Where the zero-shot loss is".
     world.add("camera", name="front", pos=(0, -0.45, 0.6), xyaxes=(1, 0, 0, 0, 0.82, 0.57),
               fovy=45)
     world.add("camera", name="side", pos=(0.62, -0.02, 0.45), xyaxes=(0, 1, 0, -0.57, 0, 0.82),
+              fovy=50)
+    world.add("camera", name="wide", pos=(0, -0.6, 0.8), xyaxes=(1, 0, 0, 0, 0.82, 0.57),
               fovy=50)
     world.add("camera", name="top", pos=(0, -0.02, 0.8), xyaxes=(1, 0, 0, 0, 1, 0), fovy=42)
 

@@ -119,6 +119,28 @@ def test_cameras_and_image_size():
         envs.make("drawer", cameras=("nope",))
 
 
+def _palm_pixels(env, camera: str, tcp) -> int:
+    """Pixels of the gripper's orange palm in a 64x64 frame with the TCP at `tcp`."""
+    import mujoco
+
+    data = env.copy_state()
+    data.qpos[env._hand_qpos] = tcp
+    mujoco.mj_forward(env.model, data)
+    image = env.render_pixels(data, camera, 64).astype(int)
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return int(((r > 180) & (g > 90) & (g < 170) & (b < 80)).sum())
+
+
+def test_wide_camera_keeps_the_gripper_in_view():
+    """`wide` sees the palm at every corner of the objects' region up to 25 cm high;
+    `front` loses it above the far side (why `wide` exists)."""
+    env = envs.make("push").unwrapped
+    env.reset(seed=0)
+    corners = [(x, y, z) for x in (-0.2, 0.2) for y in (-0.2, 0.15) for z in (0.02, 0.25)]
+    assert min(_palm_pixels(env, "wide", c) for c in corners) >= 4
+    assert _palm_pixels(env, "front", (0.2, 0.15, 0.25)) == 0
+
+
 def test_make_lists_valid_tasks():
     with pytest.raises(ValueError, match="push, pick_place, drawer, button"):
         envs.make("pushh")

@@ -147,9 +147,17 @@ def zero_shot_table(report: dict, detail: bool = False,
                         for m, r in row.items() if r["episodes"] < wanted})
         counts = f"{wanted} seeded episodes per task and method" + (
             f" (still running, episodes so far: {', '.join(short)})" if short else "")
+        scales = list(cfg["objective"].get("scales", [1]))
+        energy = f"{cfg['objective']['distance']} energy" + (
+            f" pooled at scales {', '.join(map(str, scales))}" if scales != [1] else "")
+        camera = cfg["env"]["cameras"][0]
+        setup = (f"; {camera} camera" if camera != "front" else "") + (
+            f"; weights `{cfg['weights_dir']}`"
+            if (ROOT / cfg["weights_dir"]).resolve() != ROOT / "worldmodel" / "pretrained"
+            else "")
         lines += ["", f"{counts}; {p['name']} {p['num_samples']} samples x "
                   f"{p['iterations']} iterations, horizon {p['horizon']}, "
-                  f"{cfg['objective']['distance']} energy; {run['workers']} workers x "
+                  f"{energy}{setup}; {run['workers']} workers x "
                   f"{run['threads_per_worker']} thread(s); suite wall time "
                   f"{run['wall_time_s'] / 60:.0f} min; git {run['git_revision']}; from "
                   f"`{source}`.", ""]
@@ -198,7 +206,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
-          "sim_latent": lambda r: zero_shot_table(r, source="reports/sim_latent.json"),
+          **{name: (lambda r, n=name: zero_shot_table(r, source=f"reports/{n}.json"))
+             for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid")},
           "rl_example": rl_example_table,
           "ac_prediction_scratch": lambda r: prediction_table(
               r, source="reports/ac_prediction_scratch.json")}
