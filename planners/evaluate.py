@@ -302,7 +302,10 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
             parts |= planning | {"weighting": cfg.objective.weighting}
         if method in MODEL_METHODS:
             weights = Path(cfg.weights(method))
-            parts |= {"objective": dataclasses.asdict(cfg.objective), "history": cfg.history,
+            objective = dataclasses.asdict(cfg.objective)
+            if tuple(objective["scales"]) == (1,):  # the default: records from before it match
+                del objective["scales"]
+            parts |= {"objective": objective, "history": cfg.history,
                       "weights": [_digest(weights / f"{name}.safetensors")
                                   for name in ("encoder", PREDICTOR)]}
         if method in ("random", "oracle", "sim_latent"):
