@@ -153,8 +153,7 @@ def zero_shot_table(report: dict, detail: bool = False,
         camera = cfg["env"]["cameras"][0]
         setup = (f"; {camera} camera" if camera != "front" else "") + (
             f"; weights `{cfg['weights_dir']}`"
-            if (ROOT / cfg["weights_dir"]).resolve() != ROOT / "worldmodel" / "pretrained"
-            else "")
+            if Path(cfg["weights_dir"]).parts[-2:] != ("worldmodel", "pretrained") else "")
         lines += ["", f"{counts}; {p['name']} {p['num_samples']} samples x "
                   f"{p['iterations']} iterations, horizon {p['horizon']}, "
                   f"{energy}{setup}; {run['workers']} workers x "
