@@ -78,7 +78,8 @@ def _with_latent(space: gym.spaces.Dict, latent: gym.spaces.Box, key: str,
 
 def _latent_distance(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
     """Mean L1 or squared L2 over the last axis of flattened latents (..., size) -> (...):
-    for flattened patch tokens this equals `token_distance`, the planner's energy."""
+    for flattened patch tokens this equals `token_distance` at its default scales (patches
+    only), the planner's default energy."""
     diff = a - b
     return (np.abs(diff) if distance == "l1" else np.square(diff)).mean(axis=-1)
 
