@@ -52,7 +52,7 @@ from tqdm import tqdm
 import envs
 from envs.video import write_video
 from planners.agent import ENV_ACTION_DIM, prepare_image
-from planners.mpc import MPCConfig, build_agent, run_episode
+from planners.mpc import MPCConfig, build_agent, check_camera, run_episode
 from planners.sampling import SamplingPlanner, make_planner
 from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
@@ -221,6 +221,7 @@ def _agent(method: str, task: str, env):
     if key not in _WORKER:
         if method in MODEL_METHODS:
             agent = build_agent(cfg, load_pretrained(cfg.weights(method), predictor=True))
+            check_camera(agent.model, cfg.env.cameras)
         else:
             frameskip = _frameskip(cfg)
             if method == "random":

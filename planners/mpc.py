@@ -80,6 +80,13 @@ def build_agent(cfg: MPCConfig, model=None) -> LatentMPCAgent:
                           execute=cfg.execute)
 
 
+def check_camera(model, cameras) -> None:
+    """A world model only understands frames from the camera its predictor was trained on."""
+    if model.camera is not None and tuple(cameras)[0] != model.camera:
+        raise ValueError(f"this world model was trained on the {model.camera!r} camera, but the "
+                         f"env renders {tuple(cameras)[0]!r}: add env.cameras=[{model.camera}]")
+
+
 def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
     """One closed-loop episode; returns its metrics and, for the video, its frames."""
     obs, info = env.reset(seed=seed)
@@ -121,6 +128,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
 @torch.no_grad()
 def run(cfg: MPCConfig, out_dir: Path) -> dict:
     agent = build_agent(cfg)
+    check_camera(agent.model, cfg.env.cameras)
     size = agent.model.config.image_size
     env = envs.make(cfg.env.name, image_size=size, cameras=tuple(cfg.env.cameras))
     fps = env.metadata["render_fps"]

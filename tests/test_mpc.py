@@ -32,6 +32,12 @@ def test_mpc_smoke_writes_video_plot_and_summary(tiny_world_model, tmp_path, cap
     assert "success" in out and "ms per step" in out
 
 
+def test_a_world_model_only_plans_from_the_camera_it_was_trained_on(tiny_world_model, tmp_path):
+    assert load_pretrained(tiny_world_model, predictor=True).camera == "front"
+    with pytest.raises(ValueError, match=r"trained on the 'front' camera.*env.cameras=\[front\]"):
+        run(mpc_config(tiny_world_model, "env=push", "env.cameras=[wide]"), tmp_path)
+
+
 def test_mpc_with_mppi_history_and_full_actions(tiny_world_model, tmp_path):
     cfg = mpc_config(tiny_world_model, "env=push", "planner=mppi", "history=2",
                      "action_repeat=false", "video=false")

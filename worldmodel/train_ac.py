@@ -176,6 +176,7 @@ def export(cfg: TrainACConfig, model: ACPredictor, card_extra: dict) -> Path:
 def build(cfg: TrainACConfig, device: torch.device):
     """The encoder, the cached features, train/val windows and a fresh predictor."""
     encoder = load_pretrained(cfg.encoder_dir)
+    encoder.encoder.to(device)  # the feature cache is encoded on the training device
     features = cache_features(cfg.data_dir, encoder)
     data = EpisodeDataset(cfg.data_dir)
     train_set, val_set = data.split(cfg.val_fraction, seed=cfg.split_seed)

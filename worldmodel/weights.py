@@ -78,6 +78,12 @@ class PretrainedWorldModel(torch.nn.Module):
         self.predictor = predictor
         self.predictor_card = predictor_card or {}
 
+    @property
+    def camera(self) -> str | None:
+        """The camera of the play data the predictor was trained on (None: not recorded)."""
+        cameras = self.predictor_card.get("data", {}).get("collection", {}).get("cameras")
+        return cameras[0] if cameras else None
+
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, T, H, W, C) -> layer-normalised patch tokens (B, T, P, D), each
