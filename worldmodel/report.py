@@ -207,9 +207,10 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
           **{name: (lambda r, n=name: zero_shot_table(r, source=f"reports/{n}.json"))
              for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid")},
-          "rl_example": rl_example_table,
-          "ac_prediction_scratch": lambda r: prediction_table(
-              r, source="reports/ac_prediction_scratch.json")}
+          **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
+             for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
+                          "ac_prediction_gpu_wide_scratch")},
+          "rl_example": rl_example_table}
 
 
 def load_report(name: str) -> dict | None:
