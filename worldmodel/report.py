@@ -201,6 +201,27 @@ def rl_example_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def planner_budget_table(reports: dict) -> str:
+    """The oracle (true simulator, state energy) at several planner budgets, one row each."""
+    rows = []
+    for run in (r for report in reports.values() for r in report["ranges"].values()):
+        p, results = run["config"]["planner"], run["results"]
+        rows.append(((p["num_samples"] * p["iterations"], p["horizon"]), p, results))
+    tasks = list(dict.fromkeys(t for _, _, results in rows for t in results))
+    lines = ["| samples x iterations, horizon | " + " | ".join(tasks)
+             + " | median planning ms/step |", "|---" * (len(tasks) + 2) + "|"]
+    for _, p, results in sorted(rows, key=lambda row: row[0]):
+        oracle = [results[t]["oracle"] for t in tasks]
+        ms = sorted(r["median_plan_ms"] for r in oracle)[len(oracle) // 2]
+        lines.append(f"| {p['num_samples']} x {p['iterations']}, {p['horizon']} | "
+                     + " | ".join(_rate(r) for r in oracle) + f" | {ms:.0f} |")
+    seeds = rows[0][2][tasks[0]]["oracle"]["episodes"]
+    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds 0-{seeds - 1}, success "
+              "at the final step [Wilson 95 % interval]; 2 workers x 1 thread; from "
+              "`reports/oracle_budget_*.json`."]
+    return "\n".join(lines)
+
+
 TABLES = {"probe": probe_table, "attention": attention_table,
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
@@ -210,14 +231,15 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
                           "ac_prediction_gpu_wide_scratch")},
-          "rl_example": rl_example_table}
+          "oracle_budget": planner_budget_table, "rl_example": rl_example_table}
 
 
 def load_report(name: str) -> dict | None:
-    """reports/NAME.json, or for `ac_conditioning` every reports/ac_conditioning_*.json."""
-    if name == "ac_conditioning":
-        paths = sorted(REPORTS.glob("ac_conditioning_*.json"))
-        return {p.stem.removeprefix("ac_conditioning_"): json.loads(p.read_text())
+    """reports/NAME.json, or for `ac_conditioning` and `oracle_budget` every
+    reports/NAME_*.json."""
+    if name in ("ac_conditioning", "oracle_budget"):
+        paths = sorted(REPORTS.glob(f"{name}_*.json"))
+        return {p.stem.removeprefix(f"{name}_"): json.loads(p.read_text())
                 for p in paths} or None
     path = REPORTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
