@@ -215,10 +215,10 @@ def planner_budget_table(reports: dict) -> str:
         ms = sorted(r["median_plan_ms"] for r in oracle)[len(oracle) // 2]
         lines.append(f"| {p['num_samples']} x {p['iterations']}, {p['horizon']} | "
                      + " | ".join(_rate(r) for r in oracle) + f" | {ms:.0f} |")
-    seeds = rows[0][2][tasks[0]]["oracle"]["episodes"]
-    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds 0-{seeds - 1}, success "
-              "at the final step [Wilson 95 % interval]; 2 workers x 1 thread; from "
-              "`reports/oracle_budget_*.json`."]
+    name, run = next(iter(next(iter(reports.values()))["ranges"].items()))  # seeds, workers
+    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds {name}, success at "
+              f"the final step [Wilson 95 % interval]; {run['workers']} workers x "
+              f"{run['threads_per_worker']} thread(s); from `reports/oracle_budget_*.json`."]
     return "\n".join(lines)
 
 
