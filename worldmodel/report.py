@@ -203,21 +203,21 @@ def rl_example_table(report: dict) -> str:
 
 def planner_budget_table(reports: dict) -> str:
     """The oracle (true simulator, state energy) at several planner budgets, one row each."""
-    rows = []
-    for run in (r for report in reports.values() for r in report["ranges"].values()):
-        p, results = run["config"]["planner"], run["results"]
-        rows.append(((p["num_samples"] * p["iterations"], p["horizon"]), p, results))
-    tasks = list(dict.fromkeys(t for _, _, results in rows for t in results))
+    runs = sorted((r for report in reports.values() for r in report["ranges"].values()),
+                  key=lambda r: (r["config"]["planner"]["num_samples"]
+                                 * r["config"]["planner"]["iterations"],
+                                 r["config"]["planner"]["horizon"]))
+    tasks = list(dict.fromkeys(t for r in runs for t in r["results"]))
     lines = ["| samples x iterations, horizon | " + " | ".join(tasks)
              + " | median planning ms/step |", "|---" * (len(tasks) + 2) + "|"]
-    for _, p, results in sorted(rows, key=lambda row: row[0]):
-        oracle = [results[t]["oracle"] for t in tasks]
+    for run in runs:
+        p, oracle = run["config"]["planner"], [run["results"][t]["oracle"] for t in tasks]
         ms = sorted(r["median_plan_ms"] for r in oracle)[len(oracle) // 2]
         lines.append(f"| {p['num_samples']} x {p['iterations']}, {p['horizon']} | "
                      + " | ".join(_rate(r) for r in oracle) + f" | {ms:.0f} |")
-    name, run = next(iter(next(iter(reports.values()))["ranges"].items()))  # seeds, workers
-    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds {name}, success at "
-              f"the final step [Wilson 95 % interval]; {run['workers']} workers x "
+    run = runs[0]
+    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds {run['range']}, "
+              f"success at the final step [Wilson 95 % interval]; {run['workers']} workers x "
               f"{run['threads_per_worker']} thread(s); from `reports/oracle_budget_*.json`."]
     return "\n".join(lines)
 
