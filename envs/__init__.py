@@ -52,6 +52,13 @@ def make(name: str, **kwargs) -> gym.Env:
     return gym.make(TASKS[name][0], **kwargs)
 
 
+def check_tasks(names) -> None:
+    """A ValueError naming the valid tasks unless `names` is a non-empty list of them."""
+    unknown = [n for n in names if n not in TASKS]
+    if not names or unknown:
+        raise ValueError(f"tasks={list(names)}: valid tasks are {', '.join(TASK_NAMES)}")
+
+
 def step_budget(name: str) -> int:
     """The task's fixed number of control steps per episode."""
     if name not in TASKS:
@@ -64,4 +71,4 @@ for _name, (_id, _) in TASKS.items():
         gym.register(_id, entry_point=_entry_point(_name),
                      max_episode_steps=_task_class(_name).step_budget)
 
-__all__ = ["TASKS", "TASK_NAMES", "expert", "make", "step_budget"]
+__all__ = ["TASKS", "TASK_NAMES", "check_tasks", "expert", "make", "step_budget"]

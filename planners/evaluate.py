@@ -85,10 +85,7 @@ class EvaluateConfig(MPCConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        unknown = [t for t in self.tasks if t not in envs.TASK_NAMES]
-        if not self.tasks or unknown:
-            raise ValueError(f"tasks={list(self.tasks)}: valid tasks are "
-                             f"{', '.join(envs.TASK_NAMES)}")
+        envs.check_tasks(self.tasks)
         unknown = [m for m in self.methods if m not in METHODS]
         if not self.methods or unknown or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods={list(self.methods)}: choose distinct methods from "

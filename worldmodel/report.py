@@ -222,22 +222,53 @@ def planner_budget_table(reports: dict) -> str:
     return "\n".join(lines)
 
 
+def energy_check_table(reports: dict) -> str:
+    """`planners.energy_check`: how each world model's energy orders action sequences, one
+    row per report and task."""
+    lines = ["| world model, camera, energy scales | task | ρ(world model, sim_latent) | "
+             "ρ(sim_latent, true) | ρ(world model, true) | elite true rank: sim_latent | "
+             "elite true rank: world model | elite true rank: stay still | imagined gripper R² |",
+             "|---" * 9 + "|"]
+    for report in reports.values():
+        cfg = report["config"]
+        label = (f"`{Path(cfg['weights_dir']).name}`, {cfg['env']['cameras'][0]}, "
+                 f"{list(cfg['objective']['scales'])}")
+        for task, result in report["tasks"].items():
+            m = result["mean"]
+            lines.append(f"| {label} | {task} | {m['rho_world_model_sim_latent']:+.2f} | "
+                         f"{m['rho_sim_latent_true']:+.2f} | {m['rho_world_model_true']:+.2f} | "
+                         f"{m['elite_rank_sim_latent']:.2f} | {m['elite_rank_world_model']:.2f} "
+                         f"| {m['elite_rank_stay_still']:.2f} | {m['gripper_r2']:+.2f} |")
+    cfg = next(iter(reports.values()))["config"]
+    lines += ["", f"`python -m planners.energy_check`: {cfg['states']} states per task (seeds "
+              f"{cfg['seed']}-{cfg['seed'] + cfg['states'] - 1}), {cfg['samples']} action "
+              f"sequences each ({cfg['expert_fraction']:.0%} around the expert's), horizon "
+              f"{cfg['planner']['horizon']}, {cfg['objective']['distance']} energy; means over "
+              f"states. Elite true rank: where the {cfg['planner']['num_elites']} sequences an "
+              "energy ranks best stand in the true order (0 = the truly best, 0.5 = chance); "
+              "stay still: a control that ranks them by how little they move the gripper; "
+              "imagined gripper R²: the predictor's final proprio against the simulated one, "
+              "across the sequences; from `reports/energy_check_*.json`."]
+    return "\n".join(lines)
+
+
 TABLES = {"probe": probe_table, "attention": attention_table,
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
           **{name: (lambda r, n=name: zero_shot_table(r, source=f"reports/{n}.json"))
-             for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid")},
+             for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid", "wide_pretrained")},
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
-                          "ac_prediction_gpu_wide_scratch")},
-          "oracle_budget": planner_budget_table, "rl_example": rl_example_table}
+                          "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained")},
+          "oracle_budget": planner_budget_table, "rl_example": rl_example_table,
+          "energy_check": energy_check_table}
 
 
 def load_report(name: str) -> dict | None:
-    """reports/NAME.json, or for `ac_conditioning` and `oracle_budget` every
-    reports/NAME_*.json."""
-    if name in ("ac_conditioning", "oracle_budget"):
+    """reports/NAME.json, or for `ac_conditioning`, `oracle_budget` and `energy_check`
+    every reports/NAME_*.json."""
+    if name in ("ac_conditioning", "oracle_budget", "energy_check"):
         paths = sorted(REPORTS.glob(f"{name}_*.json"))
         return {p.stem.removeprefix(f"{name}_"): json.loads(p.read_text())
                 for p in paths} or None
