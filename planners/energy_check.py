@@ -67,6 +67,8 @@ class EnergyCheckConfig(MPCConfig):
         envs.check_tasks(self.tasks)
         if self.states < 1 or self.samples < 4:
             raise ValueError(f"need {self.states=} >= 1 and {self.samples=} >= 4")
+        if self.history != 1:
+            raise ValueError(f"{self.history=}: the check plans from the current frame alone")
         if not 0.0 <= self.expert_fraction <= 1.0:
             raise ValueError(f"{self.expert_fraction=} must be in [0, 1]")
 
@@ -115,7 +117,8 @@ def sample_actions(cfg: EnergyCheckConfig, env, generator: torch.Generator,
 def check_state(cfg: EnergyCheckConfig, model, env, obs: dict, goal: torch.Tensor,
                 generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The three energies (N,) of one batch of action sequences from env's current state,
-    whose observation is `obs`, towards the goal image's tokens `goal` (P, D)."""
+    whose observation is `obs`, towards the goal image's tokens `goal` (P, D); also the
+    stay-still control's (N,) and the imagined gripper R² (a scalar)."""
     base = env.unwrapped
     frameskip = model.predictor.cfg.frameskip
     actions = sample_actions(cfg, env, generator, frameskip)
