@@ -225,14 +225,15 @@ def planner_budget_table(reports: dict) -> str:
 def energy_check_table(reports: dict) -> str:
     """`planners.energy_check`: how each world model's energy orders action sequences, one
     row per report and task."""
-    lines = ["| world model, camera, energy scales | task | ρ(world model, sim_latent) | "
-             "ρ(sim_latent, true) | ρ(world model, true) | elite true rank: sim_latent | "
-             "elite true rank: world model | elite true rank: stay still | imagined gripper R² |",
-             "|---" * 9 + "|"]
+    lines = ["| world model, camera, energy (distance, scales, steps) | task | "
+             "ρ(world model, sim_latent) | ρ(sim_latent, true) | ρ(world model, true) | "
+             "elite true rank: sim_latent | elite true rank: world model | "
+             "elite true rank: stay still | imagined gripper R² |", "|---" * 9 + "|"]
     for report in reports.values():
         cfg = report["config"]
+        energy = cfg["objective"]
         label = (f"`{Path(cfg['weights_dir']).name}`, {cfg['env']['cameras'][0]}, "
-                 f"{list(cfg['objective']['scales'])}")
+                 f"{energy['distance']} {list(energy['scales'])} {energy['weighting']}")
         for task, result in report["tasks"].items():
             m = result["mean"]
             lines.append(f"| {label} | {task} | {m['rho_world_model_sim_latent']:+.2f} | "
@@ -243,12 +244,13 @@ def energy_check_table(reports: dict) -> str:
     lines += ["", f"`python -m planners.energy_check`: {cfg['states']} states per task (seeds "
               f"{cfg['seed']}-{cfg['seed'] + cfg['states'] - 1}), {cfg['samples']} action "
               f"sequences each ({cfg['expert_fraction']:.0%} around the expert's), horizon "
-              f"{cfg['planner']['horizon']}, {cfg['objective']['distance']} energy; means over "
-              f"states. Elite true rank: where the {cfg['planner']['num_elites']} sequences an "
-              "energy ranks best stand in the true order (0 = the truly best, 0.5 = chance); "
-              "stay still: a control that ranks them by how little they move the gripper; "
-              "imagined gripper R²: the predictor's final proprio against the simulated one, "
-              "across the sequences; from `reports/energy_check_*.json`."]
+              f"{cfg['planner']['horizon']}; means over states. Energy steps: `last` scores "
+              "the final model step, `uniform` the mean over the horizon. Elite true rank: "
+              f"where the {cfg['planner']['num_elites']} sequences an energy ranks best stand "
+              "in the true order (0 = the truly best, 0.5 = chance); stay still: a control "
+              "that ranks them by how little they move the gripper; imagined gripper R²: the "
+              "predictor's final proprio against the simulated one, across the sequences; "
+              "from `reports/energy_check_*.json`."]
     return "\n".join(lines)
 
 
