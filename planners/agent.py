@@ -67,8 +67,14 @@ class LatentMPCAgent:
         if history > 1 and execute != 1:
             raise ValueError(f"{history=} > 1 needs execute=1: the context holds the frames "
                              "observed one model step apart")
+        if objective.proprio_weight > 0 and model.reader is None:
+            raise ValueError("objective.proprio_weight > 0 needs a proprio reader: load the "
+                             "world model with load_pretrained(..., reader=True) from a "
+                             "directory with reader.safetensors (python -m "
+                             "worldmodel.train_reader export_dir=...)")
         self.history, self.execute = history, execute
         self.goal: torch.Tensor | None = None
+        self.goal_proprio: torch.Tensor | None = None
 
     def encode(self, image: np.ndarray) -> torch.Tensor:
         """uint8 (H, W, 3) -> tokens (P, D)."""
@@ -78,6 +84,9 @@ class LatentMPCAgent:
     def reset(self, goal_image: np.ndarray) -> None:
         """A new episode towards `goal_image`."""
         self.goal = self.encode(goal_image)
+        if self.objective_cfg.proprio_weight > 0:
+            image = prepare_image(goal_image, self.model.reader.cfg.image_size)
+            self.goal_proprio = self.model.reader.read(image[None])[0]
         self.planner.reset()
         self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
@@ -95,7 +104,8 @@ class LatentMPCAgent:
             for i, key in enumerate(("z", "proprio", "actions"))}
         objective = LatentObjective(self.objective_cfg, self.predictor, z=z, proprio=proprio,
                                     goal=self.goal, history=history,
-                                    action_repeat=self.action_repeat)
+                                    action_repeat=self.action_repeat,
+                                    goal_proprio=self.goal_proprio)
         result = self.planner.plan(objective, generator)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
         imagined = objective.imagine(result.actions[None])[0]  # (H, P, D)

@@ -12,8 +12,9 @@ episode), it draws `samples` action sequences as the planner's first iteration w
 the expert's own actions instead, so that some make progress) and scores each three ways:
 
 - `true`: the oracle's energy, the distance of the simulated state to the goal state;
-- `sim_latent`: the goal-image energy on frames rendered from the true simulator;
-- `world_model`: the same energy on the predictor's imagined tokens.
+- `sim_latent`: the goal-image energy on frames rendered from the true simulator (and,
+  with `objective.proprio_weight` > 0, on the simulated gripper);
+- `world_model`: the same energy on the predictor's imagined tokens (and proprio).
 
 Per state it reports Spearman rank correlations between the three, the true rank of the
 sequences each energy would keep as CEM's elites (0 = the truly best, 0.5 = chance; the
@@ -41,7 +42,6 @@ import envs
 from planners.agent import ENV_ACTION_DIM, prepare_image
 from planners.mpc import MPCConfig, check_camera
 from planners.objective import LatentObjective
-from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
 from worldmodel.report import energy_check_table, save_json
 from worldmodel.weights import load_pretrained
@@ -115,9 +115,11 @@ def sample_actions(cfg: EnergyCheckConfig, env, generator: torch.Generator,
 
 @torch.no_grad()
 def check_state(cfg: EnergyCheckConfig, model, env, obs: dict, goal: torch.Tensor,
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
+                generator: torch.Generator,
+                goal_proprio: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The three energies (N,) of one batch of action sequences from env's current state,
-    whose observation is `obs`, towards the goal image's tokens `goal` (P, D); also the
+    whose observation is `obs`, towards the goal image's tokens `goal` (P, D) (and, for
+    the world model's gripper term, the goal proprio read from the goal image); also the
     stay-still control's (N,) and the imagined gripper R² (a scalar)."""
     base = env.unwrapped
     frameskip = model.predictor.cfg.frameskip
@@ -128,16 +130,15 @@ def check_state(cfg: EnergyCheckConfig, model, env, obs: dict, goal: torch.Tenso
                            for c in controls))
     states, frames = np.stack(states), np.stack(frames)  # (N, H, G + 4), (N, H, h, w, 3)
     true = torch.as_tensor(np.linalg.norm(states - goal_state, axis=-1))  # (N, H)
-    sim = token_distance(model.encode(torch.from_numpy(frames)), goal,
-                         cfg.objective.distance, cfg.objective.scales)  # (N, H)
     z = model.encode(prepare_image(obs["pixels"], model.config.image_size)[None, None])[0, 0]
     objective = LatentObjective(cfg.objective, model.predictor, z=z,
                                 proprio=torch.as_tensor(obs["proprio"]), goal=goal,
-                                action_repeat=frameskip)
-    z_hat, proprio_hat = model.predictor.imagine(objective.cache, objective.z,
-                                                 objective.proprio,
-                                                 objective.model_actions(actions))
-    imagined = token_distance(z_hat, goal, cfg.objective.distance, cfg.objective.scales)
+                                action_repeat=frameskip, goal_proprio=goal_proprio)
+    # the same energy on the simulator's frames and proprio (the last 4 state entries)
+    sim = objective.distances(model.encode(torch.from_numpy(frames)),
+                              torch.as_tensor(states[..., -4:], dtype=torch.float32))
+    z_hat, proprio_hat = objective.rollout(actions)
+    imagined = objective.distances(z_hat, proprio_hat)
     pick = (lambda e: e[:, -1]) if cfg.objective.weighting == "last" else (lambda e: e.mean(1))
     gripper = torch.as_tensor(states[:, -1, -4:-1])  # simulated final gripper position
     start_gripper = torch.as_tensor(base.proprio(start)[:3], dtype=torch.float64)
@@ -156,14 +157,19 @@ def check_task(cfg: EnergyCheckConfig, model, task: str) -> dict:
         obs, info = env.reset(seed=seed)
         goal = model.encode(prepare_image(info["goal_pixels"],
                                           model.config.image_size)[None, None])[0, 0]
+        goal_proprio = None if model.reader is None else model.reader.read(
+            prepare_image(info["goal_pixels"], model.reader.cfg.image_size)[None])[0]
         rng = np.random.default_rng(seed)
         policy = envs.expert(env, noise=cfg.expert_noise, seed=seed)
         for _ in range(int(rng.integers(0, budget // 2))):  # a state along the task
             obs, *_ = env.step(policy(obs))
         generator = torch.Generator().manual_seed(seed)
-        energies = check_state(cfg, model, env, obs, goal, generator)
+        energies = check_state(cfg, model, env, obs, goal, generator, goal_proprio)
         row = {"seed": seed, "task_distance": float(env.unwrapped.task.distance(
             env.unwrapped.data, env.unwrapped.goal))}
+        if goal_proprio is not None:  # how far the reader misplaces the goal gripper
+            row["goal_read_cm"] = 100 * float(np.linalg.norm(
+                goal_proprio[:3].numpy() - env.unwrapped.goal_proprio[:3]))
         for a, b in PAIRS:
             row[f"rho_{a}_{b}"] = spearman(energies[a], energies[b])
         for name in (*ENERGIES[1:], "stay_still"):
@@ -172,12 +178,13 @@ def check_task(cfg: EnergyCheckConfig, model, task: str) -> dict:
         row["gripper_r2"] = float(energies["gripper_r2"])
         rows.append(row)
     env.close()
-    keys = [k for k in rows[0] if k.startswith(("rho_", "elite_", "gripper_"))]
+    keys = [k for k in rows[0] if k.startswith(("rho_", "elite_", "gripper_", "goal_read"))]
     return {"mean": {k: float(np.mean([r[k] for r in rows])) for k in keys}, "states": rows}
 
 
 def run(cfg: EnergyCheckConfig) -> dict:
-    model = load_pretrained(cfg.weights_dir, predictor=True)
+    model = load_pretrained(cfg.weights_dir, predictor=True,
+                            reader=cfg.objective.proprio_weight > 0)
     check_camera(model, cfg.env.cameras)
     results = {task: check_task(cfg, model, task) for task in cfg.tasks}
     report = {"config": OmegaConf.to_container(OmegaConf.structured(cfg)),

@@ -57,7 +57,13 @@ from planners.sampling import SamplingPlanner, make_planner
 from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
 from worldmodel.report import save_json, zero_shot_table
-from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, PretrainedWorldModel, load_pretrained
+from worldmodel.weights import (
+    PREDICTOR,
+    PRETRAINED_DIR,
+    READER,
+    PretrainedWorldModel,
+    load_pretrained,
+)
 
 METHODS = ("world_model", "scratch", "oracle", "random", "sim_latent")
 DEFAULT_METHODS = METHODS[:4]  # sim_latent is a diagnostic, run on request
@@ -90,6 +96,9 @@ class EvaluateConfig(MPCConfig):
         if not self.methods or unknown or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods={list(self.methods)}: choose distinct methods from "
                              f"{', '.join(METHODS)}")
+        if "sim_latent" in self.methods and self.objective.proprio_weight > 0:
+            raise ValueError("sim_latent diagnoses the goal-image latent energy alone: run it "
+                             "with objective.proprio_weight=0")
         if self.workers < 1 or (self.threads is not None and self.threads < 1):
             raise ValueError(f"{self.workers=} and {self.threads=} must be >= 1")
 
@@ -217,7 +226,8 @@ def _agent(method: str, task: str, env):
     key = (method, task if method in ("oracle", "sim_latent") else None)
     if key not in _WORKER:
         if method in MODEL_METHODS:
-            agent = build_agent(cfg, load_pretrained(cfg.weights(method), predictor=True))
+            agent = build_agent(cfg, load_pretrained(cfg.weights(method), predictor=True,
+                                                     reader=cfg.objective.proprio_weight > 0))
             check_camera(agent.model, cfg.env.cameras)
         else:
             frameskip = _frameskip(cfg)
@@ -301,11 +311,15 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
         if method in MODEL_METHODS:
             weights = Path(cfg.weights(method))
             objective = dataclasses.asdict(cfg.objective)
-            if tuple(objective["scales"]) == (1,):  # the default: records from before it match
-                del objective["scales"]
+            # fields at their defaults are left out, so records from before they existed match
+            for key, default in (("scales", [1]), ("latent_weight", 1.0),
+                                 ("proprio_weight", 0.0)):
+                if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
+                    del objective[key]
+            names = ("encoder", PREDICTOR, READER) if cfg.objective.proprio_weight > 0 else (
+                "encoder", PREDICTOR)
             parts |= {"objective": objective, "history": cfg.history,
-                      "weights": [_digest(weights / f"{name}.safetensors")
-                                  for name in ("encoder", PREDICTOR)]}
+                      "weights": [_digest(weights / f"{name}.safetensors") for name in names]}
         if method in ("random", "oracle", "sim_latent"):
             parts["frameskip"] = _frameskip(cfg)
         if method == "sim_latent":

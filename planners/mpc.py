@@ -71,7 +71,8 @@ for _name, (_config, _) in PLANNERS.items():
 def build_agent(cfg: MPCConfig, model=None) -> LatentMPCAgent:
     """The MPC agent `cfg` describes, on the shipped (or given) world model."""
     if model is None:
-        model = load_pretrained(cfg.weights_dir, predictor=True)
+        model = load_pretrained(cfg.weights_dir, predictor=True,
+                                reader=cfg.objective.proprio_weight > 0)
     model = model.to(cfg.device)
     frameskip = model.predictor.cfg.frameskip
     dims = ENV_ACTION_DIM if cfg.action_repeat else ENV_ACTION_DIM * frameskip

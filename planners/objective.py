@@ -6,6 +6,11 @@ measured on patch tokens (DINO-WM found patch tokens far better than a pooled ve
 with z_hat from the action-conditioned predictor rolled out from the current observation,
 `dist` the mean L1 or squared L2 over patches and channels (V-JEPA 2 uses L1, JEPA-WMs
 found L2 better), and w either only the last step or uniform over the horizon.
+
+An optional second term (`proprio_weight` > 0) adds the distance in metres from the
+predictor's imagined gripper position to the goal's gripper position, read from the goal
+image by the proprio reader (`worldmodel.reader`): the energy still sees only the goal
+image and the robot's own observations.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ class ObjectiveConfig:
     # sum the distance over the patch grid average-pooled in s x s cells, one term per s
     # ((1,): patches only); coarse terms widen the energy's basin (features.token_distance)
     scales: tuple[int, ...] = (1,)
+    latent_weight: float = 1.0  # weight of the token distance above
+    # weight of |imagined gripper position - goal gripper position read from the goal
+    # image| (metres); 0: off. > 0 needs a proprio reader beside the predictor
+    proprio_weight: float = 0.0
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -34,6 +43,8 @@ class ObjectiveConfig:
             raise ValueError(f"{self.weighting=} must be 'last' or 'uniform'")
         if not self.scales or any(s < 1 for s in self.scales):
             raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
+        if self.latent_weight < 0 or self.proprio_weight < 0:
+            raise ValueError(f"{self.latent_weight=} and {self.proprio_weight=} must be >= 0")
 
 
 class LatentObjective:
@@ -46,11 +57,17 @@ class LatentObjective:
 
     def __init__(self, cfg: ObjectiveConfig, predictor: ACPredictor, *,
                  z: torch.Tensor, proprio: torch.Tensor, goal: torch.Tensor,
-                 history: dict | None = None, action_repeat: int = 1):
+                 history: dict | None = None, action_repeat: int = 1,
+                 goal_proprio: torch.Tensor | None = None):
         """z: (P, D) current tokens; proprio: (S,); goal: (P, D) goal image tokens;
-        history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)}."""
+        history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)};
+        goal_proprio: (S,) the goal's proprio as read from the goal image (needed when
+        cfg.proprio_weight > 0)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
+        if cfg.proprio_weight > 0 and goal_proprio is None:
+            raise ValueError("objective.proprio_weight > 0 needs the goal's proprio, read "
+                             "from the goal image by a proprio reader")
         self.cfg, self.predictor, self.action_repeat = cfg, predictor, action_repeat
         if history is None:
             empty = z.new_zeros((1, 0))
@@ -61,23 +78,35 @@ class LatentObjective:
             self.cache = predictor.context(history["z"][None], history["actions"][None],
                                            history["proprio"][None])
         self.z, self.proprio, self.goal = z[None], proprio[None], goal
+        self.goal_proprio = goal_proprio
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat)."""
         return repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
 
     @torch.no_grad()
+    def rollout(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Imagined tokens (N, H, P, D) and proprio (N, H, S) of planned actions (N, H, A)."""
+        device = self.z.device
+        return self.predictor.imagine(self.cache, self.z, self.proprio,
+                                      self.model_actions(actions.to(device)))
+
     def imagine(self, actions: torch.Tensor) -> torch.Tensor:
         """Imagined tokens (N, H, P, D) of planned actions (N, H, A)."""
-        device = self.z.device
-        z, _ = self.predictor.imagine(self.cache, self.z, self.proprio,
-                                      self.model_actions(actions.to(device)))
-        return z
+        return self.rollout(actions)[0]
+
+    def distances(self, z: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """Distance to the goal (N, H) of imagined tokens (N, H, P, D) and proprio (N, H, S)."""
+        energy = self.cfg.latent_weight * token_distance(z, self.goal, self.cfg.distance,
+                                                         self.cfg.scales)
+        if self.cfg.proprio_weight > 0:
+            gripper = (proprio[..., :3] - self.goal_proprio[:3].to(proprio)).norm(dim=-1)
+            energy = energy + self.cfg.proprio_weight * gripper
+        return energy
 
     def per_step(self, actions: torch.Tensor) -> torch.Tensor:
         """Distance of each imagined step to the goal: (N, H)."""
-        return token_distance(self.imagine(actions), self.goal, self.cfg.distance,
-                              self.cfg.scales)
+        return self.distances(*self.rollout(actions))
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         """Energies (N,) of planned actions (N, H, A)."""

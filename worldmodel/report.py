@@ -150,6 +150,13 @@ def zero_shot_table(report: dict, detail: bool = False,
         scales = list(cfg["objective"].get("scales", [1]))
         energy = f"{cfg['objective']['distance']} energy" + (
             f" pooled at scales {', '.join(map(str, scales))}" if scales != [1] else "")
+        objective = cfg["objective"]
+        if objective.get("proprio_weight", 0) > 0:
+            energy = (f"{objective['latent_weight']:g} x {energy} + "
+                      f"{objective['proprio_weight']:g} x |imagined gripper - goal gripper read "
+                      "by the proprio reader| (m)")
+        if cfg.get("history", 1) > 1:
+            energy += f", {cfg['history']} frames of context"
         camera = cfg["env"]["cameras"][0]
         setup = (f"; {camera} camera" if camera != "front" else "") + (
             f"; weights `{cfg['weights_dir']}`"
@@ -228,18 +235,23 @@ def energy_check_table(reports: dict) -> str:
     lines = ["| world model, camera, energy (distance, scales, steps) | task | "
              "ρ(world model, sim_latent) | ρ(sim_latent, true) | ρ(world model, true) | "
              "elite true rank: sim_latent | elite true rank: world model | "
-             "elite true rank: stay still | imagined gripper R² |", "|---" * 9 + "|"]
+             "elite true rank: stay still | imagined gripper R² | goal gripper read error |",
+             "|---" * 10 + "|"]
     for report in reports.values():
         cfg = report["config"]
         energy = cfg["objective"]
         label = (f"`{Path(cfg['weights_dir']).name}`, {cfg['env']['cameras'][0]}, "
                  f"{energy['distance']} {list(energy['scales'])} {energy['weighting']}")
+        if energy.get("proprio_weight", 0) > 0:
+            label += (f", {energy['latent_weight']:g} × latent + {energy['proprio_weight']:g} × "
+                      "gripper")
         for task, result in report["tasks"].items():
             m = result["mean"]
+            read = f"{m['goal_read_cm']:.1f} cm" if "goal_read_cm" in m else "—"
             lines.append(f"| {label} | {task} | {m['rho_world_model_sim_latent']:+.2f} | "
                          f"{m['rho_sim_latent_true']:+.2f} | {m['rho_world_model_true']:+.2f} | "
                          f"{m['elite_rank_sim_latent']:.2f} | {m['elite_rank_world_model']:.2f} "
-                         f"| {m['elite_rank_stay_still']:.2f} | {m['gripper_r2']:+.2f} |")
+                         f"| {m['elite_rank_stay_still']:.2f} | {m['gripper_r2']:+.2f} | {read} |")
     cfg = next(iter(reports.values()))["config"]
     lines += ["", f"`python -m planners.energy_check`: {cfg['states']} states per task (seeds "
               f"{cfg['seed']}-{cfg['seed'] + cfg['states'] - 1}), {cfg['samples']} action "
@@ -250,7 +262,25 @@ def energy_check_table(reports: dict) -> str:
               "in the true order (0 = the truly best, 0.5 = chance); stay still: a control "
               "that ranks them by how little they move the gripper; imagined gripper R²: the "
               "predictor's final proprio against the simulated one, across the sequences; "
-              "from `reports/energy_check_*.json`."]
+              "`gripper`: the term |imagined gripper − goal gripper read from the goal image "
+              "by the proprio reader| (metres), whose mean reading error the last column "
+              "gives; from `reports/energy_check_*.json`."]
+    return "\n".join(lines)
+
+
+def reader_table(report: dict) -> str:
+    """`worldmodel.train_reader`: the proprio reader's held-out gripper position error."""
+    lines = ["| held-out images | images | median (cm) | mean (cm) | 90th percentile (cm) |",
+             "|---|---|---|---|---|"]
+    rows = [("every frame", report["frames"]), ("goal images", report["goal_images"]),
+            *((f"goal images, {task}", e) for task, e in report["goal_images_per_task"].items())]
+    for name, e in rows:
+        lines.append(f"| {name} | {e['images']} | {e['position_cm_median']:.2f} | "
+                     f"{e['position_cm_mean']:.2f} | {e['position_cm_p90']:.2f} |")
+    lines += ["", f"Gripper position error of the proprio reader on {report['val_episodes']} "
+              f"held-out play episodes ({report['steps']} steps on {report['train_frames']} "
+              f"training frames, {report['wall_time_s'] / 60:.0f} min on 2 CPU cores); from "
+              "`reports/reader_wide.json`."]
     return "\n".join(lines)
 
 
@@ -259,12 +289,13 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
           **{name: (lambda r, n=name: zero_shot_table(r, source=f"reports/{n}.json"))
-             for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid", "wide_pretrained")},
+             for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid", "wide_pretrained",
+                          "wide_reader", "wide_reader_h2")},
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
                           "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained")},
           "oracle_budget": planner_budget_table, "rl_example": rl_example_table,
-          "energy_check": energy_check_table}
+          "energy_check": energy_check_table, "reader_wide": reader_table}
 
 
 def load_report(name: str) -> dict | None:

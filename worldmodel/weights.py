@@ -19,10 +19,12 @@ from safetensors.torch import load_file, save_file
 from worldmodel.ac_predictor import ACConfig, ACPredictor
 from worldmodel.config import VJEPAConfig
 from worldmodel.encoder import VideoEncoder, frames_to_input
+from worldmodel.reader import ProprioReader, ReaderConfig
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 ENCODER = "encoder"  # file stem of the shipped encoder
 PREDICTOR = "predictor"  # file stem of the shipped action-conditioned predictor
+READER = "reader"  # file stem of the proprio reader (optional, worldmodel.reader)
 
 
 def save_weights(directory: str | Path, name: str, module: torch.nn.Module,
@@ -65,18 +67,29 @@ def load_predictor(directory: str | Path = PRETRAINED_DIR,
     return predictor.eval().requires_grad_(False)
 
 
+def load_reader(directory: str | Path = PRETRAINED_DIR,
+                name: str = READER) -> ProprioReader:
+    """The proprio reader saved as `name` in `directory`, in eval mode."""
+    card = read_card(directory, name, trainer="worldmodel.train_reader")
+    reader = ProprioReader(ReaderConfig.from_dict(card["config"]), card["proprio_dim"])
+    reader.load_state_dict(load_file(Path(directory) / f"{name}.safetensors"))
+    return reader.eval().requires_grad_(False)
+
+
 class PretrainedWorldModel(torch.nn.Module):
     """The shipped world model: the frozen V-JEPA encoder and, once trained, the
     action-conditioned predictor (`predictor`, None without one)."""
 
     def __init__(self, encoder: VideoEncoder, card: dict,
-                 predictor: ACPredictor | None = None, predictor_card: dict | None = None):
+                 predictor: ACPredictor | None = None, predictor_card: dict | None = None,
+                 reader: ProprioReader | None = None):
         super().__init__()
         self.encoder = encoder
         self.card = card
         self.config = encoder.cfg
         self.predictor = predictor
         self.predictor_card = predictor_card or {}
+        self.reader = reader  # the proprio reader, if loaded (worldmodel.reader)
 
     @property
     def camera(self) -> str | None:
@@ -100,12 +113,15 @@ class PretrainedWorldModel(torch.nn.Module):
         return self.encoder.encode_frames(frames_to_input(frames.to(device)))
 
 
-def load_pretrained(directory: str | Path = PRETRAINED_DIR, *,
-                    predictor: bool = False) -> PretrainedWorldModel:
+def load_pretrained(directory: str | Path = PRETRAINED_DIR, *, predictor: bool = False,
+                    reader: bool = False) -> PretrainedWorldModel:
     """The world model shipped in `worldmodel/pretrained/` (or another directory); with
-    `predictor=True` the action-conditioned predictor must be there too."""
+    `predictor=True` the action-conditioned predictor must be there too, with
+    `reader=True` the proprio reader."""
+    encoder, card = load_encoder(directory), read_card(directory, ENCODER)
     if not predictor:
-        return PretrainedWorldModel(load_encoder(directory), read_card(directory, ENCODER))
-    return PretrainedWorldModel(load_encoder(directory), read_card(directory, ENCODER),
-                                load_predictor(directory),
-                                read_card(directory, PREDICTOR, trainer="worldmodel.train_ac"))
+        return PretrainedWorldModel(encoder, card, reader=load_reader(directory) if reader
+                                    else None)
+    return PretrainedWorldModel(encoder, card, load_predictor(directory),
+                                read_card(directory, PREDICTOR, trainer="worldmodel.train_ac"),
+                                load_reader(directory) if reader else None)

@@ -1,0 +1,82 @@
+"""The proprio reader, its trainer, and the objective's gripper term."""
+
+import shutil
+
+import pytest
+import torch
+from conftest import compose_config
+
+import planners.mpc  # noqa: F401  (registers the mpc config schemas)
+from planners.mpc import build_agent, run
+from planners.objective import LatentObjective, ObjectiveConfig
+from worldmodel.ac_predictor import ACConfig, ACPredictor
+from worldmodel.checkpoint import load_checkpoint
+from worldmodel.reader import ProprioReader, ReaderConfig
+from worldmodel.train_reader import train
+from worldmodel.weights import load_pretrained, load_reader
+
+TINY_READER = ["model.channels=8", "model.keypoints=8", "model.hidden=16", "batch_size=8",
+               "warmup_steps=1", "log_every=1", "val_fraction=0.25", "frame_stride=4"]
+
+
+@pytest.fixture(scope="module")
+def tiny_reader(tiny_play, tmp_path_factory):
+    """(run dir, weights dir with the reader exported after 3 steps)."""
+    out = tmp_path_factory.mktemp("reader")
+    train(compose_config("train_reader", f"data_dir={tiny_play}", f"out_dir={out / 'run'}",
+                         f"export_dir={out / 'weights'}", "steps=3", *TINY_READER))
+    return out / "run", out / "weights"
+
+
+def test_reader_reads_in_the_data_units_and_rejects_bad_images():
+    reader = ProprioReader(ReaderConfig(channels=8, keypoints=8, hidden=16)).eval()
+    reader.proprio_mean.fill_(2.0)
+    reader.proprio_std.fill_(3.0)
+    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    assert torch.allclose(reader.read(images), reader(images) * 3.0 + 2.0)
+    with pytest.raises(ValueError, match=r"\(B, 64, 64, 3\)"):
+        reader(images[:, :32])
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ReaderConfig(image_size=62)
+
+
+def test_train_reader_exports_a_loadable_reader_and_resumes(tiny_play, tiny_reader):
+    run_dir, weights = tiny_reader
+    reader = load_reader(weights)
+    card = (weights / "reader.json").read_text()
+    for key in ("goal_images_per_task", "position_cm_median", "train_reader"):
+        assert key in card
+    assert reader(torch.zeros(1, 64, 64, 3, dtype=torch.uint8)).shape == (1, 4)
+    train(compose_config("train_reader", f"data_dir={tiny_play}", f"out_dir={run_dir}",
+                         "steps=5", *TINY_READER))
+    assert load_checkpoint(run_dir)["step"] == 5
+
+
+def test_gripper_term_adds_the_distance_to_the_read_goal():
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, goal = torch.randn(4, 8), torch.randn(4, 8)
+    cfg = ObjectiveConfig(latent_weight=0.0, proprio_weight=2.0)
+    with pytest.raises(ValueError, match="proprio_weight > 0 needs the goal's proprio"):
+        LatentObjective(cfg, predictor, z=z, proprio=torch.zeros(4), goal=goal)
+    objective = LatentObjective(cfg, predictor, z=z, proprio=torch.zeros(4), goal=goal,
+                                goal_proprio=torch.tensor([0.0, 0.0, 0.0, 0.5]))
+    proprio = torch.tensor([[[0.3, 0.4, 0.0, 0.0]]])  # 0.5 m from the goal's position
+    energy = objective.distances(z[None, None], proprio)
+    assert energy.shape == (1, 1) and energy.item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        ObjectiveConfig(proprio_weight=-1.0)
+
+
+def test_mpc_plans_with_the_gripper_term(tiny_world_model, tiny_reader, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_world_model, weights)
+    cfg = compose_config("mpc", f"weights_dir={weights}", "env=button", "max_steps=4",
+                         "planner.num_samples=8", "planner.iterations=1", "video=false",
+                         "objective.proprio_weight=1.0")
+    with pytest.raises(FileNotFoundError, match="worldmodel.train_reader"):
+        build_agent(cfg)
+    with pytest.raises(ValueError, match="needs a proprio reader"):
+        build_agent(cfg, load_pretrained(weights, predictor=True))
+    for name in ("reader.json", "reader.safetensors"):
+        shutil.copy(tiny_reader[1] / name, weights / name)
+    assert run(cfg, tmp_path / "run")["episodes"] == 1
