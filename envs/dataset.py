@@ -203,12 +203,17 @@ class ActionWindows(VideoClips):
         return np.asarray(self.dataset.arrays(ref.shard)[self.camera][first:last + 1:
                                                                       self.frameskip])
 
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    def motion(self, i: int) -> dict[str, np.ndarray]:
+        """Window `i` without its observations: `proprio` (T, 4) and `actions`
+        (T - 1, frameskip * 4)."""
         ref, rows = self._rows(i)
         arrays = self.dataset.arrays(ref.shard)
         first, last = int(rows[0]), int(rows[-1])
-        actions = np.asarray(arrays["actions"][first:last]).reshape(
-            self.num_frames - 1, self.frameskip * 4)
-        return {self.frames_key: self._frames(ref, first, last),
-                "proprio": np.asarray(arrays["proprio"][first:last + 1:self.frameskip]),
-                "actions": actions}
+        return {"proprio": np.asarray(arrays["proprio"][first:last + 1:self.frameskip]),
+                "actions": np.asarray(arrays["actions"][first:last]).reshape(
+                    self.num_frames - 1, self.frameskip * 4)}
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        ref, rows = self._rows(i)
+        return {self.frames_key: self._frames(ref, int(rows[0]), int(rows[-1])),
+                **self.motion(i)}

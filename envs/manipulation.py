@@ -14,7 +14,10 @@ Reset: samples the initial state and a target goal, lets the scripted expert rea
 target in a copy of the simulation, and returns in `info` what the expert reached:
 `goal_pixels` (same size and camera as `pixels`, plus `goal_pixels_<camera>`), and, for
 evaluation only, `goal_proprio` and `goal_state` (the task's goal variable). Every goal is
-therefore reachable and shows the gripper where the expert leaves it.
+therefore reachable and shows the gripper where the expert leaves it. With
+`reset(options={"subgoals": k})`, `info["subgoal_pixels"]` (k, H, W, 3) adds k images of
+the expert's way to the goal, evenly spaced in time (from the first camera): sub-goal
+images as V-JEPA 2-AC gave its planner, a separately reported variant.
 
 Every step's `info` has `success` (task distance <= the task's threshold), `distance` (m)
 and `object_pose` (7,). Episodes last the task's fixed step budget (truncation by
@@ -136,11 +139,14 @@ class ManipulationEnv(gym.Env):
 
     def _reach_goal(self, target: np.ndarray) -> bool:
         """Run the noise-free expert in `_goal_data` toward `target`; True once it holds
-        within the task's tolerance for a few steps inside the step budget."""
+        within the task's tolerance for a few steps inside the step budget. The positions
+        it passes through are kept in `_expert_path`."""
         settled = 0
+        self._expert_path = []
         for _ in range(self.task.step_budget):
             action = self.task.expert_action(self._goal_data, target)
             self.apply_action(self._goal_data, action)
+            self._expert_path.append(self._goal_data.qpos.copy())
             if self.task.distance(self._goal_data, target) <= self.task.expert_tolerance:
                 settled += 1
                 if settled >= _SETTLE_STEPS:
@@ -199,7 +205,23 @@ class ManipulationEnv(gym.Env):
         info.update(self._observe(self._goal_data, prefix="goal_"))
         info["goal_proprio"] = self.goal_proprio.copy()
         info["goal_state"] = self.goal.copy()
+        subgoals = (options or {}).get("subgoals", 0)
+        if subgoals:
+            info["subgoal_pixels"] = self._subgoal_pixels(subgoals)
         return obs, info
+
+    def _subgoal_pixels(self, k: int) -> np.ndarray:
+        """(k, H, W, 3) images of the expert's way to the goal, evenly spaced in time."""
+        if not isinstance(k, int) or k < 0:
+            raise ValueError(f"subgoals={k!r} must be an int >= 0")
+        path = self._expert_path[:len(self._expert_path) - _SETTLE_STEPS + 1]  # to the goal
+        data = mujoco.MjData(self.model)
+        images = []
+        for i in range(1, k + 1):
+            data.qpos[:] = path[max(1, round(i * len(path) / (k + 1))) - 1]
+            mujoco.mj_forward(self.model, data)
+            images.append(self.render_pixels(data, self.cameras[0], self.image_size))
+        return np.stack(images)
 
     def step(self, action):
         if self.goal is None:

@@ -2,12 +2,18 @@
 
     agent = LatentMPCAgent(model, planner, ObjectiveConfig(), history=1, execute=1)
     agent.reset(goal_pixels)                         # uint8 (H, W, 3)
+    agent.reset(goal_pixels, subgoals=images, subgoal_steps=4)  # reach sub-goal images first
     actions, info = agent.act(obs, generator)        # (execute * frameskip, 4) control actions
 
 Receding horizon: each plan covers H model steps (each `frameskip` control steps); the first
 `execute` model steps are executed, then the agent replans from the new observation,
 warm-starting from the rest of the plan. The last `history - 1` observed frames (with the
 actions taken after them) are the predictor's context.
+
+Sub-goals (a separately reported variant, as V-JEPA 2-AC planned pick-and-place): the agent
+plans to each sub-goal image in turn and moves on after `subgoal_steps` plans, or earlier
+once its gripper is within `subgoal_reach` of where the proprio reader reads the sub-goal's
+(only with a reader); the goal image comes last and keeps the rest of the episode.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ def prepare_image(image: np.ndarray, size: int) -> torch.Tensor:
 
 class LatentMPCAgent:
     def __init__(self, model: PretrainedWorldModel, planner: SamplingPlanner,
-                 objective: ObjectiveConfig, *, history: int = 1, execute: int = 1):
+                 objective: ObjectiveConfig, *, history: int = 1, execute: int = 1,
+                 subgoal_reach: float = 0.02):
         if model.predictor is None:
             raise ValueError("the world model has no action-conditioned predictor: load it "
                              "with worldmodel.load_pretrained(predictor=True)")
@@ -72,23 +79,45 @@ class LatentMPCAgent:
                              "world model with load_pretrained(..., reader=True) from a "
                              "directory with reader.safetensors (python -m "
                              "worldmodel.train_reader export_dir=...)")
-        self.history, self.execute = history, execute
+        if subgoal_reach <= 0:
+            raise ValueError(f"{subgoal_reach=} must be > 0 (metres)")
+        self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
         self.goal: torch.Tensor | None = None
         self.goal_proprio: torch.Tensor | None = None
+        self.goal_index = 0  # which of the episode's goals (sub-goals first) is planned to
 
     def encode(self, image: np.ndarray) -> torch.Tensor:
         """uint8 (H, W, 3) -> tokens (P, D)."""
         size = self.model.config.image_size
         return self.model.encode(prepare_image(image, size)[None, None])[0, 0]
 
-    def reset(self, goal_image: np.ndarray) -> None:
-        """A new episode towards `goal_image`."""
-        self.goal = self.encode(goal_image)
-        if self.objective_cfg.proprio_weight > 0:
-            image = prepare_image(goal_image, self.model.reader.cfg.image_size)
+    def reset(self, goal_image: np.ndarray, subgoals=(), subgoal_steps: int = 1) -> None:
+        """A new episode towards `goal_image`, through the sub-goal images first (each for
+        at most `subgoal_steps` plans)."""
+        if len(subgoals) and subgoal_steps < 1:
+            raise ValueError(f"{subgoal_steps=} must be >= 1")
+        self._goals = [*subgoals, goal_image]
+        self._subgoal_steps, self._plans_on_goal = subgoal_steps, 0
+        self._set_goal(0)
+        self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def _set_goal(self, index: int) -> None:
+        self.goal_index = index
+        self.goal = self.encode(self._goals[index])
+        self.goal_proprio = None
+        if self.model.reader is not None:
+            image = prepare_image(self._goals[index], self.model.reader.cfg.image_size)
             self.goal_proprio = self.model.reader.read(image[None])[0]
         self.planner.reset()
-        self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def _next_goal_due(self, proprio: torch.Tensor) -> bool:
+        """On a sub-goal: whether its plans are used up or the gripper has reached it."""
+        if self.goal_index == len(self._goals) - 1:
+            return False
+        if self._plans_on_goal >= self._subgoal_steps:
+            return True
+        return self.goal_proprio is not None and float(
+            (proprio[:3] - self.goal_proprio[:3]).norm()) < self.subgoal_reach
 
     def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
         """Plan from `obs` (with `pixels` and `proprio`); returns the control actions to
@@ -98,6 +127,10 @@ class LatentMPCAgent:
         start = time.perf_counter()
         z = self.encode(obs["pixels"])
         proprio = torch.as_tensor(obs["proprio"], dtype=torch.float32)
+        if self._next_goal_due(proprio):
+            self._set_goal(self.goal_index + 1)
+            self._plans_on_goal = 0
+        self._plans_on_goal += 1
         context = self._past[-(self.history - 1):] if self.history > 1 else []
         history = None if not context else {
             key: torch.stack([item[i] for item in context])
@@ -113,6 +146,7 @@ class LatentMPCAgent:
         self._past = [*self._past, (z, proprio, plan[0])][-max(self.history - 1, 1):]
         controls = plan[:self.execute].reshape(-1, ENV_ACTION_DIM).cpu().numpy()
         info = {"energy": result.energy, "plan_ms": 1e3 * (time.perf_counter() - start),
+                "goal_index": self.goal_index,
                 "best_per_iteration": result.best_energy_per_iteration,
                 "mean_per_iteration": result.mean_energy_per_iteration,
                 "imagined_to_goal": (imagined[-1] - self.goal).square().mean(-1),  # (P,)

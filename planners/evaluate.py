@@ -96,6 +96,9 @@ class EvaluateConfig(MPCConfig):
         if not self.methods or unknown or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods={list(self.methods)}: choose distinct methods from "
                              f"{', '.join(METHODS)}")
+        if self.subgoals and not set(self.methods) <= set(MODEL_METHODS):
+            raise ValueError(f"subgoals={self.subgoals} is a world-model variant: run it with "
+                             f"methods among {', '.join(MODEL_METHODS)}")
         if "sim_latent" in self.methods and self.objective.proprio_weight > 0:
             raise ValueError("sim_latent diagnoses the goal-image latent energy alone: run it "
                              "with objective.proprio_weight=0")
@@ -320,6 +323,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                 "encoder", PREDICTOR)
             parts |= {"objective": objective, "history": cfg.history,
                       "weights": [_digest(weights / f"{name}.safetensors") for name in names]}
+            if cfg.subgoals:
+                parts |= {"subgoals": cfg.subgoals, "subgoal_reach": cfg.subgoal_reach}
         if method in ("random", "oracle", "sim_latent"):
             parts["frameskip"] = _frameskip(cfg)
         if method == "sim_latent":

@@ -49,6 +49,11 @@ class MPCConfig:
     execute: int = 1  # model steps executed per plan before replanning
     action_repeat: bool = True  # plan one 4-D action per model step, held for frameskip
     max_steps: int | None = None  # control steps per episode; None: the task's budget
+    # sub-goal images of the expert's way to the goal, planned to first (a separately
+    # reported variant; planners/agent.py): how many, and how near (m) the gripper must get
+    # to one, as the proprio reader reads it, to move on early
+    subgoals: int = 0
+    subgoal_reach: float = 0.02
     video: bool = True  # write a video per episode
     video_scale: int = 4  # video pixels per observation pixel
     device: str = "cpu"  # the planner's device: cpu | cuda
@@ -60,6 +65,8 @@ class MPCConfig:
             raise ValueError(f"{self.episodes=} must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"{self.max_steps=} must be >= 1 or null")
+        if self.subgoals < 0 or self.subgoal_reach <= 0:
+            raise ValueError(f"{self.subgoals=} must be >= 0 and {self.subgoal_reach=} > 0")
 
 
 cs = ConfigStore.instance()
@@ -78,7 +85,7 @@ def build_agent(cfg: MPCConfig, model=None) -> LatentMPCAgent:
     dims = ENV_ACTION_DIM if cfg.action_repeat else ENV_ACTION_DIM * frameskip
     planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
     return LatentMPCAgent(model, planner, cfg.objective, history=cfg.history,
-                          execute=cfg.execute)
+                          execute=cfg.execute, subgoal_reach=cfg.subgoal_reach)
 
 
 def check_camera(model, cameras) -> None:
@@ -90,16 +97,25 @@ def check_camera(model, cameras) -> None:
 
 def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
     """One closed-loop episode; returns its metrics and, for the video, its frames."""
-    obs, info = env.reset(seed=seed)
-    goal = info["goal_pixels"]
-    agent.reset(goal)
-    generator = torch.Generator().manual_seed(seed)
     budget = cfg.max_steps or envs.step_budget(cfg.env.name)
+    if cfg.subgoals:
+        obs, info = env.reset(seed=seed, options={"subgoals": cfg.subgoals})
+        goals = [*info["subgoal_pixels"], info["goal_pixels"]]
+        per_plan = cfg.execute * agent.frameskip  # control steps
+        agent.reset(goals[-1], subgoals=goals[:-1],
+                    subgoal_steps=max(1, budget // (per_plan * len(goals))))
+    else:
+        obs, info = env.reset(seed=seed)
+        goals = [info["goal_pixels"]]
+        agent.reset(goals[-1])
+    goal = goals[-1]
+    generator = torch.Generator().manual_seed(seed)
     frames, plans, flags, distances, step = [], [], [info["success"]], [info["distance"]], 0
     heat = ()  # the imagined final frame's per-patch distance, for agents that imagine
     while step < budget:
         controls, plan = agent.act(obs, generator)
         plans.append(plan)
+        goal = goals[plan.get("goal_index", -1)]  # the (sub-)goal planned to
         if "imagined_to_goal" in plan:
             heat = (heatmap(plan["imagined_to_goal"], obs["pixels"].shape[0]),)
         for action in controls:
@@ -123,7 +139,8 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             "energy": [p.get("energy", float("nan")) for p in plans],
             "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],
             "task_distance": [float(d) for d in distances],
-            "iterations": [p.get("best_per_iteration", []) for p in plans], "frames": frames}
+            "iterations": [p.get("best_per_iteration", []) for p in plans], "frames": frames,
+            **({"goal_index": [p["goal_index"] for p in plans]} if cfg.subgoals else {})}
 
 
 @torch.no_grad()

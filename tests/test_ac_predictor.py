@@ -3,6 +3,7 @@ pass, and `python -m worldmodel.train_ac` trains, resumes and exports."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_PREDICTOR, compose_config
@@ -89,6 +90,8 @@ def test_train_ac_exports_a_loadable_predictor(tiny_world_model):
     assert card["steps"] == 3 and card["command"].startswith("python -m worldmodel.train_ac")
     evaluation = card["evaluation"]
     assert len(evaluation["predictor_l1"]) == len(evaluation["horizon"]) == 4
+    gripper = evaluation["gripper_one_step"]
+    assert gripper["free"]["windows"] + gripper["blocked"]["windows"] <= gripper["windows"]
     model = load_pretrained(tiny_world_model, predictor=True)
     assert model.predictor is not None and not model.predictor.training
     frames = torch.zeros(1, 1, 64, 64, 3, dtype=torch.uint8)
@@ -107,6 +110,31 @@ def test_train_ac_resumes(tiny_play, tiny_world_model, tmp_path):
     state = load_checkpoint(tmp_path)
     assert first["step"] == 2 and state["step"] == 4
     assert len(json.loads(state["history"])) == 4  # two before the resume, two after
+
+
+def test_blocked_steps_tell_free_from_blocked_motion():
+    from worldmodel.train_ac import blocked_steps, free_motion_gain
+
+    gain, fs = 0.02, 2  # 2 cm of motion per unit of summed action; 2 control steps per step
+    actions = np.zeros((1, 3, fs * 4), np.float32)
+    actions[0, :2, 0::4] = 1.0  # steps 0 and 1 command +x; step 2 commands nothing
+    proprio = np.zeros((1, 4, 4), np.float32)
+    proprio[0, 1:, 0] = [2 * gain, 2 * gain + 0.1 * 2 * gain, 2.2 * gain]  # free, blocked, still
+    free, blocked = blocked_steps(actions, proprio, fs, gain)
+    assert free.tolist() == [[True, False, False]] and blocked.tolist() == [[False, True, False]]
+    assert free_motion_gain(actions[:, :1], proprio[:, :2], fs) == pytest.approx(gain)
+
+
+def test_train_ac_oversamples_blocked_windows(tiny_play, tiny_world_model, tmp_path, capsys):
+    from worldmodel.train_ac import train
+
+    evaluation = train(compose_config(
+        "train_ac", f"data_dir={tiny_play}", f"encoder_dir={tiny_world_model}",
+        f"out_dir={tmp_path}", "steps=2", "blocked_weight=4", *TINY_PREDICTOR))
+    assert "of the training windows hold a blocked step" in capsys.readouterr().out
+    assert set(evaluation["gripper_one_step"]) >= {"free", "blocked", "gain_cm_per_unit_action"}
+    with pytest.raises(ValueError, match="blocked_weight"):
+        compose_config("train_ac", "blocked_weight=0")
 
 
 def test_missing_predictor_says_how_to_train_it(tiny_encoder):

@@ -60,6 +60,18 @@ def test_same_seed_same_trajectory_and_goal(env):
     assert not np.array_equal(first[2], other["goal_pixels"])
 
 
+def test_subgoal_images_show_the_way_without_changing_the_episode(env):
+    obs, info = env.reset(seed=4)
+    sub_obs, sub_info = env.reset(seed=4, options={"subgoals": 2})
+    assert "subgoal_pixels" not in info
+    np.testing.assert_array_equal(obs["pixels"], sub_obs["pixels"])
+    np.testing.assert_array_equal(info["goal_pixels"], sub_info["goal_pixels"])
+    first, second = sub_info["subgoal_pixels"].astype(int)
+    assert sub_info["subgoal_pixels"].shape == (2, 64, 64, 3)
+    for a, b in ((obs["pixels"], first), (first, second), (second, info["goal_pixels"])):
+        assert np.abs(a.astype(int) - b).mean() > 0.2  # each step of the way shows progress
+
+
 def test_expert_succeeds(env):
     results = [rollout(env, envs.expert(env), seed, record=False) for seed in EXPERT_SEEDS]
     assert all(r["success"] for r in results), [r["final_distance"] for r in results]

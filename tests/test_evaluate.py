@@ -90,7 +90,8 @@ def test_oracle_model_is_the_simulator():
 
 @pytest.mark.parametrize("override, message", [("tasks=[shelf]", "valid tasks are push"),
                                                ("methods=[dreamer]", "world_model, scratch"),
-                                               ("workers=0", "must be >= 1")])
+                                               ("workers=0", "must be >= 1"),
+                                               ("subgoals=2", "world-model variant")])
 def test_bad_overrides_are_answered_clearly(tiny_world_model, tmp_path, override, message):
     with pytest.raises(ValueError, match=message):
         suite_config(tiny_world_model, tmp_path, override)

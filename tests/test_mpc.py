@@ -54,6 +54,17 @@ def test_same_seed_same_episode(tiny_world_model, tmp_path):
         "success_rate"]
 
 
+def test_subgoals_are_planned_to_in_turn(tiny_world_model, tmp_path):
+    # max_steps=16: four plans of one 4-control-step model step; each of the two sub-goals
+    # gets 16 // (4 * 3) = 1 plan (the tiny model has no reader to move on earlier)
+    run(mpc_config(tiny_world_model, "env=drawer", "max_steps=16", "subgoals=2",
+                   "verbose=false"), tmp_path)
+    episode = json.loads((tmp_path / "mpc.json").read_text())["episodes"][0]
+    assert episode["goal_index"] == [0, 1, 2, 2]
+    with pytest.raises(ValueError, match="subgoals"):
+        mpc_config(tiny_world_model, "subgoals=-1")
+
+
 @pytest.mark.parametrize("override, listed", [("env=shelf", "push"), ("planner=ilqr", "mppi")])
 def test_unknown_env_or_planner_lists_the_choices(tiny_world_model, override, listed):
     with pytest.raises(MissingConfigException, match=listed):

@@ -65,7 +65,23 @@ def prediction_table(report: dict, source: str = "reports/ac_prediction.json") -
               f"errors per token channel (features are layer-normalised). Predictor: "
               f"{report['conditioning']}, {report['steps']} steps "
               f"({report['wall_time_s'] / 60:.0f} min); from `{source}`."]
+    if "gripper_one_step" in report:
+        lines += ["", gripper_summary(report["gripper_one_step"])]
     return "\n".join(lines)
+
+
+def gripper_summary(g: dict) -> str:
+    """One sentence on `train_ac.gripper_error`: the imagined gripper, free vs blocked."""
+    def part(name):
+        r = g[name]
+        if not r["windows"]:
+            return f"{name}: no windows"
+        return (f"{name} {r['median_cm']:.2f} / {r['mean_cm']:.2f} cm ({r['windows']} windows; "
+                f"imagined {r['imagined_move_cm']:.1f} cm of motion where "
+                f"{r['true_move_cm']:.1f} cm happened)")
+    return (f"Imagined gripper one model step ahead, error median / mean, of {g['windows']} "
+            f"held-out windows: {part('free')}; {part('blocked')}. Blocked: moved less than "
+            f"{100 * g['blocked_below']:.0f} % of the free motion its actions command.")
 
 
 def conditioning_table(reports: dict) -> str:
@@ -157,6 +173,10 @@ def zero_shot_table(report: dict, detail: bool = False,
                       "by the proprio reader| (m)")
         if cfg.get("history", 1) > 1:
             energy += f", {cfg['history']} frames of context"
+        if cfg.get("subgoals", 0):
+            energy += (f"; {cfg['subgoals']} sub-goal images of the scripted expert's way to "
+                       f"the goal first (next after their share of the budget or within "
+                       f"{100 * cfg['subgoal_reach']:g} cm of the read sub-goal gripper)")
         camera = cfg["env"]["cameras"][0]
         setup = (f"; {camera} camera" if camera != "front" else "") + (
             f"; weights `{cfg['weights_dir']}`"
