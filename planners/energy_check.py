@@ -56,7 +56,7 @@ class EnergyCheckConfig(MPCConfig):
     `objective` the energy, `weights_dir` the world model; `tasks` which tasks run."""
 
     tasks: list[str] = field(default_factory=lambda: list(envs.TASK_NAMES))
-    states: int = 10  # states per task (env seeds seed .. seed + states - 1)
+    states: int = 20  # states per task (env seeds seed .. seed + states - 1)
     samples: int = 64  # action sequences scored at each state
     expert_fraction: float = 0.25  # of the samples, drawn around the expert's actions
     expert_noise: float = 0.3  # play noise of the trajectory the states are taken from

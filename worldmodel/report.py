@@ -311,11 +311,15 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           **{name: (lambda r, n=name: zero_shot_table(r, source=f"reports/{n}.json"))
              for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid", "wide_pretrained",
                           "wide_reader", "wide_reader_h2", "wide_reader_finetuned",
-                          "wide_reader_button", "wide_reader_button_1000")},
+                          "wide_reader_button", "wide_reader_button_1000",
+                          "wide_scratch_reader_button", "wide_scratch_reader_button_1000",
+                          "wide_blocked_button", "wide_blocked_button_1000",
+                          "wide_reader_subgoals")},
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
                           "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained",
-                          "ac_prediction_wide_finetuned")},
+                          "ac_prediction_wide_finetuned", "ac_prediction_wide_scratch_finetuned",
+                          "ac_prediction_wide_blocked")},
           "oracle_budget": planner_budget_table, "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table}
 
