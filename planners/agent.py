@@ -51,6 +51,14 @@ def prepare_image(image: np.ndarray, size: int) -> torch.Tensor:
     return tensor
 
 
+def read_goal_proprio(model: PretrainedWorldModel, image: np.ndarray) -> torch.Tensor | None:
+    """The proprio (S,) the world model's proprio reader reads off an image; None without a
+    reader."""
+    if model.reader is None:
+        return None
+    return model.reader.read(prepare_image(image, model.reader.cfg.image_size)[None])[0]
+
+
 class LatentMPCAgent:
     def __init__(self, model: PretrainedWorldModel, planner: SamplingPlanner,
                  objective: ObjectiveConfig, *, history: int = 1, execute: int = 1,
@@ -96,18 +104,14 @@ class LatentMPCAgent:
         at most `subgoal_steps` plans)."""
         if len(subgoals) and subgoal_steps < 1:
             raise ValueError(f"{subgoal_steps=} must be >= 1")
-        self._goals = [*subgoals, goal_image]
-        self._subgoal_steps, self._plans_on_goal = subgoal_steps, 0
+        self._goals, self._subgoal_steps = [*subgoals, goal_image], subgoal_steps
         self._set_goal(0)
         self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def _set_goal(self, index: int) -> None:
-        self.goal_index = index
+        self.goal_index, self._plans_on_goal = index, 0
         self.goal = self.encode(self._goals[index])
-        self.goal_proprio = None
-        if self.model.reader is not None:
-            image = prepare_image(self._goals[index], self.model.reader.cfg.image_size)
-            self.goal_proprio = self.model.reader.read(image[None])[0]
+        self.goal_proprio = read_goal_proprio(self.model, self._goals[index])
         self.planner.reset()
 
     def _next_goal_due(self, proprio: torch.Tensor) -> bool:
@@ -129,7 +133,6 @@ class LatentMPCAgent:
         proprio = torch.as_tensor(obs["proprio"], dtype=torch.float32)
         if self._next_goal_due(proprio):
             self._set_goal(self.goal_index + 1)
-            self._plans_on_goal = 0
         self._plans_on_goal += 1
         context = self._past[-(self.history - 1):] if self.history > 1 else []
         history = None if not context else {

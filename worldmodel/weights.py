@@ -119,9 +119,9 @@ def load_pretrained(directory: str | Path = PRETRAINED_DIR, *, predictor: bool =
     `predictor=True` the action-conditioned predictor must be there too, with
     `reader=True` the proprio reader."""
     encoder, card = load_encoder(directory), read_card(directory, ENCODER)
+    proprio_reader = load_reader(directory) if reader else None
     if not predictor:
-        return PretrainedWorldModel(encoder, card, reader=load_reader(directory) if reader
-                                    else None)
+        return PretrainedWorldModel(encoder, card, reader=proprio_reader)
     return PretrainedWorldModel(encoder, card, load_predictor(directory),
                                 read_card(directory, PREDICTOR, trainer="worldmodel.train_ac"),
-                                load_reader(directory) if reader else None)
+                                proprio_reader)
