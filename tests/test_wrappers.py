@@ -81,6 +81,7 @@ def test_goal_reward_matches_compute_reward_and_is_zero_at_the_goal(model):
 
 def test_imagination_env_rolls_out_the_predictor(model):
     vector = ImaginationVectorEnv("push", 3, model, horizon=3)
+    assert vector.real.unwrapped.cameras == (model.camera,)  # the predictor's own camera
     obs, info = vector.reset(seed=11)
     assert obs["latent"].shape == (3, model.config.encoder_dim)
     single = ImaginationEnv("push", model, horizon=3)

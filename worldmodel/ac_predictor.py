@@ -64,10 +64,10 @@ class CausalAttention(Attention):
                 cache: tuple[torch.Tensor, torch.Tensor] | None = None):
         """x: (N, L, D). mask: bool (L, L) among x's tokens. cache: keys and values
         (N or 1, heads, L_past, D / heads) that every token of x may attend to.
-        Returns the output (N, L, D) and x's own keys and values."""
+        Returns the output (N, L, D) and the keys and values attended to (the cache's, then
+        x's own): the cache for the frames after x."""
         q, k, v = rearrange(self.qkv(x), "n l (three h e) -> three n h l e", three=3,
                             h=self.heads)
-        own = (k, v)
         if cache is not None:
             past_k, past_v = cache
             N = x.shape[0]
@@ -76,7 +76,7 @@ class CausalAttention(Attention):
             if mask is not None:  # the past is visible to every token
                 mask = F.pad(mask, (past_k.shape[2], 0), value=True)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(rearrange(out, "n h l e -> n l (h e)")), own
+        return self.proj(rearrange(out, "n h l e -> n l (h e)")), (k, v)
 
 
 class ACBlock(nn.Module):
@@ -95,7 +95,7 @@ class ACBlock(nn.Module):
 
     def forward(self, x, cond=None, mask=None, cache=None):
         """x: (N, T * L, D), L tokens per frame; cond: (N, T, D) per-frame condition
-        (AdaLN) or None. Returns the new x and x's own keys and values."""
+        (AdaLN) or None. Returns the new x and the keys and values attended to."""
         if self.modulation is None:
             out, kv = self.attn(self.norm1(x), mask, cache)
             x = x + out
@@ -240,11 +240,8 @@ class ACPredictor(nn.Module):
                                          cache["frames"] + h)
             new_kv = []
             for i, block in enumerate(self.blocks):
-                x, own = block(x, cond, None, None if kv is None else kv[i])
-                if h < H - 1:  # the last frame's keys are never attended to
-                    new_kv.append(own if kv is None else tuple(
-                        torch.cat([past.expand(N, -1, -1, -1), mine], dim=2)
-                        for past, mine in zip(kv[i], own)))
+                x, attended = block(x, cond, None, None if kv is None else kv[i])
+                new_kv.append(attended)  # past and this frame: the next frame's cache
             kv = new_kv
             z_next, s_next = self._readout(x, z[:, None], proprio[:, None])
             z, proprio = z_next[:, 0], s_next[:, 0]

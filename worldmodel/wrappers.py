@@ -221,7 +221,9 @@ class ImaginationVectorEnv(gym.vector.VectorEnv):
             raise ValueError("the world model has no action-conditioned predictor: load it "
                              "with worldmodel.load_pretrained(predictor=True)")
         self.predictor = self.model.predictor
-        self.real = envs.make(task, image_size=self.model.config.image_size)
+        # real frames from the camera the predictor was trained on
+        self.real = envs.make(task, image_size=self.model.config.image_size,
+                              cameras=(self.model.camera or "front",))
         self.task, self.num_envs, self.features, self.distance = task, num_envs, features, distance
         self.frameskip = self.predictor.cfg.frameskip
         self.horizon = horizon or math.ceil(envs.step_budget(task) / self.frameskip)
