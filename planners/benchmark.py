@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 import envs
-from planners.mpc import MPCConfig, build_agent
+from planners.mpc import MPCConfig, build_agent, check_camera
 from worldmodel.hardware import matmul_peak
 from worldmodel.report import save_json
 
@@ -45,7 +45,9 @@ ConfigStore.instance().store(name="planner_benchmark_schema", node=PlannerBenchm
 @torch.no_grad()
 def benchmark(cfg: PlannerBenchmarkConfig) -> dict:
     agent = build_agent(cfg)
-    env = envs.make(cfg.env.name, image_size=agent.model.config.image_size)
+    check_camera(agent.model, cfg.env.cameras)
+    env = envs.make(cfg.env.name, image_size=agent.model.config.image_size,
+                    cameras=tuple(cfg.env.cameras))
     obs, info = env.reset(seed=cfg.seed)
     env.close()
     agent.reset(info["goal_pixels"])
@@ -68,7 +70,8 @@ def benchmark(cfg: PlannerBenchmarkConfig) -> dict:
               "iterations": p.iterations, "horizon": p.horizon, "threads": torch.get_num_threads(),
               "median_ms_per_plan": 1e3 * median, "samples_x_steps_per_s": rollouts,
               "gflop_per_plan": flops / 1e9, "model_gflop_per_s": flops / median / 1e9,
-              "matmul_peak_gflop_per_s": peak / 1e9, "peak_fraction": flops / median / peak}
+              "matmul_peak_gflop_per_s": peak / 1e9, "peak_fraction": flops / median / peak,
+              "config": OmegaConf.to_container(OmegaConf.structured(cfg))}
     print(f"{p.name} {p.num_samples} samples x {p.iterations} iterations x horizon "
           f"{p.horizon} on {cfg.device} ({torch.get_num_threads()} threads):")
     print(f"  median {result['median_ms_per_plan']:.0f} ms per planning step "

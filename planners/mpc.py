@@ -14,6 +14,7 @@ over planner iterations and over the episode.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from planners.agent import ENV_ACTION_DIM, LatentMPCAgent
 from planners.objective import ObjectiveConfig
 from planners.plots import heatmap, plot_energies
 from planners.sampling import PLANNERS, make_planner
-from worldmodel.report import save_json
+from worldmodel.report import describe_energy, save_json
 from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained, read_card
 
 
@@ -152,7 +153,8 @@ def run(cfg: MPCConfig, out_dir: Path) -> dict:
     fps = env.metadata["render_fps"]
     print(f"planning {cfg.env.name} with {cfg.planner.name}: {cfg.planner.num_samples} samples "
           f"x {cfg.planner.iterations} iterations, horizon {cfg.planner.horizon} model steps "
-          f"of {agent.frameskip} control steps, {cfg.objective.distance} energy")
+          f"of {agent.frameskip} control steps; {describe_energy(dataclasses.asdict(cfg))}, "
+          f"{cfg.env.cameras[0]} camera")
     episodes = []
     for seed in range(cfg.seed, cfg.seed + cfg.episodes):
         print(f"episode seed {seed}")
@@ -198,6 +200,7 @@ def add_to_report(path: Path, cfg: MPCConfig, summary: dict, episodes: list[dict
         "config": {"planner": OmegaConf.to_container(OmegaConf.structured(cfg.planner)),
                    "objective": OmegaConf.to_container(OmegaConf.structured(cfg.objective)),
                    "history": cfg.history, "execute": cfg.execute,
+                   "env": OmegaConf.to_container(OmegaConf.structured(cfg.env)),
                    "action_repeat": cfg.action_repeat},
         "predictor_steps": card.get("steps"), "threads": torch.get_num_threads()}
     save_json(path, report)

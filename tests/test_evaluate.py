@@ -14,6 +14,7 @@ from planners.evaluate import evaluate, load_episodes, wilson_interval
 
 def suite_config(weights, tmp_path, *overrides):
     return compose_config("evaluate", f"weights_dir={weights}", f"scratch_dir={weights}",
+                          "planning=plain",
                           "episodes=2", "max_steps=8", "planner.num_samples=8",
                           "planner.iterations=1", "workers=1", f"out_dir={tmp_path / 'run'}",
                           f"report={tmp_path / 'report' / 'zero_shot'}", *overrides)

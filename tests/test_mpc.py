@@ -12,11 +12,11 @@ from hydra.errors import MissingConfigException
 import planners.mpc  # noqa: F401  (registers the mpc config schemas)
 from planners.agent import prepare_image
 from planners.mpc import build_agent, run
-from worldmodel.weights import load_pretrained
+from worldmodel.weights import PRETRAINED_DIR, load_pretrained
 
 
 def mpc_config(weights, *overrides):
-    return compose_config("mpc", f"weights_dir={weights}", "max_steps=10",
+    return compose_config("mpc", f"weights_dir={weights}", "planning=plain", "max_steps=10",
                           "planner.num_samples=12", "planner.iterations=2", *overrides)
 
 
@@ -30,6 +30,18 @@ def test_mpc_smoke_writes_video_plot_and_summary(tiny_world_model, tmp_path, cap
     assert episode["steps"] == 10 and len(episode["task_distance"]) == 11
     out = capsys.readouterr().out
     assert "success" in out and "ms per step" in out
+
+
+def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
+    """`python -m planners.mpc env=...` as a fresh install runs it: the shipped weights, the
+    camera they were trained on, two frames of context and the goal-gripper term."""
+    cfg = compose_config("mpc", "env=button", "max_steps=8", "planner.num_samples=8",
+                         "planner.iterations=1", "video=false", "verbose=false")
+    assert cfg.env.cameras == ["wide"] and cfg.history == 2 and cfg.objective.proprio_weight > 0
+    assert run(cfg, tmp_path)["episodes"] == 1
+    for weights in (PRETRAINED_DIR, PRETRAINED_DIR / "scratch"):  # evaluate's two world models
+        model = load_pretrained(weights, predictor=True, reader=True)
+        assert model.camera == "wide" and model.reader is not None
 
 
 def test_a_world_model_only_plans_from_the_camera_it_was_trained_on(tiny_world_model, tmp_path):
@@ -108,7 +120,7 @@ def test_planner_benchmark_prints_and_reports(tiny_world_model, tmp_path, capsys
     from planners import benchmark
 
     report = tmp_path / "speed.json"
-    cfg = compose_config("planner_benchmark", f"weights_dir={tiny_world_model}",
+    cfg = compose_config("planner_benchmark", f"weights_dir={tiny_world_model}", "planning=plain",
                          "planner.num_samples=12", "planner.iterations=2", "repeats=2",
                          "profile=false", f"report={report}")
     result = benchmark.benchmark(cfg)

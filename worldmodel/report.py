@@ -107,12 +107,31 @@ def mpc_table(report: dict) -> str:
     first = next(iter(report["tasks"].values()), None)
     if first:
         p = first["config"]["planner"]
-        lines += ["", f"`python -m planners.mpc env=<task> episodes={first['episodes']}` with "
-                  f"the defaults ({p['name']}, {p['num_samples']} samples x "
-                  f"{p['iterations']} iterations, horizon {p['horizon']}, "
-                  f"{first['config']['objective']['distance']} energy on the last imagined "
-                  f"frame), {first['threads']} CPU threads; from `reports/mpc.json`."]
+        lines += ["", f"`python -m planners.mpc env=<task> episodes={first['episodes']}` "
+                  f"({p['name']}, {p['num_samples']} samples x {p['iterations']} iterations, "
+                  f"horizon {p['horizon']}, {describe_energy(first['config'])}, "
+                  f"{_camera(first['config'])} camera), {first['threads']} CPU threads; from "
+                  "`reports/mpc.json`."]
     return "\n".join(lines)
+
+
+def describe_energy(cfg: dict) -> str:
+    """The planning energy and context of a run's config (planners.mpc's fields), in words."""
+    objective = cfg["objective"]
+    scales = list(objective.get("scales", [1]))
+    energy = f"{objective['distance']} energy" + (
+        f" pooled at scales {', '.join(map(str, scales))}" if scales != [1] else "")
+    if objective.get("proprio_weight", 0) > 0:
+        energy = (f"{objective['latent_weight']:g} x {energy} + "
+                  f"{objective['proprio_weight']:g} x |imagined gripper - goal gripper read "
+                  "by the proprio reader| (m)")
+    if cfg.get("history", 1) > 1:
+        energy += f", {cfg['history']} frames of context"
+    return energy
+
+
+def _camera(cfg: dict) -> str:
+    return cfg.get("env", {}).get("cameras", ["front"])[0]
 
 
 def planner_speed_table(report: dict) -> str:
@@ -124,8 +143,11 @@ def planner_speed_table(report: dict) -> str:
                      f"{r['horizon']} | {r['median_ms_per_plan']:.0f} | "
                      f"{r['samples_x_steps_per_s']:,.0f} | {r['gflop_per_plan']:.1f} | "
                      f"{100 * r['peak_fraction']:.0f} % |")
-    lines += ["", f"`python -m planners.benchmark`, {report['results'][0]['threads']} CPU "
-              "threads, peak measured in the same run; from `reports/planner_speed.json`."]
+    first = report["results"][0]
+    setup = (f"; {describe_energy(first['config'])}, {_camera(first['config'])} camera"
+             if "config" in first else "")
+    lines += ["", f"`python -m planners.benchmark`, {first['threads']} CPU threads, peak "
+              f"measured in the same run{setup}; from `reports/planner_speed.json`."]
     return "\n".join(lines)
 
 
@@ -163,22 +185,12 @@ def zero_shot_table(report: dict, detail: bool = False,
                         for m, r in row.items() if r["episodes"] < wanted})
         counts = f"{wanted} seeded episodes per task and method" + (
             f" (still running, episodes so far: {', '.join(short)})" if short else "")
-        scales = list(cfg["objective"].get("scales", [1]))
-        energy = f"{cfg['objective']['distance']} energy" + (
-            f" pooled at scales {', '.join(map(str, scales))}" if scales != [1] else "")
-        objective = cfg["objective"]
-        if objective.get("proprio_weight", 0) > 0:
-            energy = (f"{objective['latent_weight']:g} x {energy} + "
-                      f"{objective['proprio_weight']:g} x |imagined gripper - goal gripper read "
-                      "by the proprio reader| (m)")
-        if cfg.get("history", 1) > 1:
-            energy += f", {cfg['history']} frames of context"
+        energy = describe_energy(cfg)
         if cfg.get("subgoals", 0):
             energy += (f"; {cfg['subgoals']} sub-goal images of the scripted expert's way to "
                        f"the goal first (next after their share of the budget or within "
                        f"{100 * cfg['subgoal_reach']:g} cm of the read sub-goal gripper)")
-        camera = cfg["env"]["cameras"][0]
-        setup = (f"; {camera} camera" if camera != "front" else "") + (
+        setup = (f"; {_camera(cfg)} camera" if _camera(cfg) != "front" else "") + (
             f"; weights `{cfg['weights_dir']}`"
             if Path(cfg["weights_dir"]).parts[-2:] != ("worldmodel", "pretrained") else "")
         lines += ["", f"{counts}; {p['name']} {p['num_samples']} samples x "
@@ -309,7 +321,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
           **{name: (lambda r, n=name: zero_shot_table(r, source=f"reports/{n}.json"))
-             for name in ("sim_latent", "sim_latent_pyramid", "wide_pyramid", "wide_pretrained",
+             for name in ("zero_shot_front", "sim_latent", "sim_latent_pyramid", "wide_pyramid",
+                          "wide_pretrained",
                           "wide_reader", "wide_reader_h2", "wide_reader_finetuned",
                           "wide_reader_button", "wide_reader_button_1000",
                           "wide_scratch_reader_button", "wide_scratch_reader_button_1000",
@@ -319,7 +332,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
                           "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained",
                           "ac_prediction_wide_finetuned", "ac_prediction_wide_scratch_finetuned",
-                          "ac_prediction_wide_blocked")},
+                          "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked")},
           "oracle_budget": planner_budget_table, "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table}
 
