@@ -21,8 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-import envs
-from planners.mpc import MPCConfig, build_agent, check_camera
+from planners.mpc import MPCConfig, build_agent, make_env
 from worldmodel.hardware import matmul_peak
 from worldmodel.report import save_json
 
@@ -45,9 +44,7 @@ ConfigStore.instance().store(name="planner_benchmark_schema", node=PlannerBenchm
 @torch.no_grad()
 def benchmark(cfg: PlannerBenchmarkConfig) -> dict:
     agent = build_agent(cfg)
-    check_camera(agent.model, cfg.env.cameras)
-    env = envs.make(cfg.env.name, image_size=agent.model.config.image_size,
-                    cameras=tuple(cfg.env.cameras))
+    env = make_env(cfg, agent.model)
     obs, info = env.reset(seed=cfg.seed)
     env.close()
     agent.reset(info["goal_pixels"])

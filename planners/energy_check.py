@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 import envs
 from planners.agent import ENV_ACTION_DIM, prepare_image, read_goal_proprio
-from planners.mpc import MPCConfig, check_camera
+from planners.mpc import MPCConfig, make_env
 from planners.objective import LatentObjective
 from worldmodel.pretrain import git_revision
 from worldmodel.report import energy_check_table, save_json
@@ -150,7 +150,7 @@ def check_state(cfg: EnergyCheckConfig, model, env, obs: dict, goal: torch.Tenso
 
 def check_task(cfg: EnergyCheckConfig, model, task: str) -> dict:
     """Per-state correlations and elite ranks of one task, and their means."""
-    env = envs.make(task, image_size=model.config.image_size, cameras=tuple(cfg.env.cameras))
+    env = make_env(cfg, model, task)
     budget = envs.step_budget(task)
     rows = []
     for seed in tqdm(range(cfg.seed, cfg.seed + cfg.states), desc=task, leave=False):
@@ -184,7 +184,6 @@ def check_task(cfg: EnergyCheckConfig, model, task: str) -> dict:
 def run(cfg: EnergyCheckConfig) -> dict:
     model = load_pretrained(cfg.weights_dir, predictor=True,
                             reader=cfg.objective.proprio_weight > 0)
-    check_camera(model, cfg.env.cameras)
     results = {task: check_task(cfg, model, task) for task in cfg.tasks}
     report = {"config": OmegaConf.to_container(OmegaConf.structured(cfg)),
               "git_revision": git_revision(), "tasks": results}

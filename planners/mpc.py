@@ -96,6 +96,14 @@ def check_camera(model, cameras) -> None:
                          f"env renders {tuple(cameras)[0]!r}: add env.cameras=[{model.camera}]")
 
 
+def make_env(cfg: MPCConfig, model, task: str | None = None):
+    """The task's env (`cfg.env.name` by default) as `model` sees it: its image size and
+    `cfg`'s camera, checked against the one its predictor was trained on."""
+    check_camera(model, cfg.env.cameras)
+    return envs.make(task or cfg.env.name, image_size=model.config.image_size,
+                     cameras=tuple(cfg.env.cameras))
+
+
 def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
     """One closed-loop episode; returns its metrics and, for the video, its frames."""
     budget = cfg.max_steps or envs.step_budget(cfg.env.name)
@@ -147,9 +155,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
 @torch.no_grad()
 def run(cfg: MPCConfig, out_dir: Path) -> dict:
     agent = build_agent(cfg)
-    check_camera(agent.model, cfg.env.cameras)
-    size = agent.model.config.image_size
-    env = envs.make(cfg.env.name, image_size=size, cameras=tuple(cfg.env.cameras))
+    env = make_env(cfg, agent.model)
     fps = env.metadata["render_fps"]
     print(f"planning {cfg.env.name} with {cfg.planner.name}: {cfg.planner.num_samples} samples "
           f"x {cfg.planner.iterations} iterations, horizon {cfg.planner.horizon} model steps "

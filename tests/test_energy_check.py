@@ -38,8 +38,7 @@ def test_expert_centred_sequences_make_progress():
 def test_tiny_run_writes_a_report(tiny_world_model, tmp_path, capsys):
     path = tmp_path / "check.json"
     run(compose_config("energy_check", f"weights_dir={tiny_world_model}", "planning=plain",
-                       "tasks=[button]",
-                       "states=2", "samples=8", f"report={path}"))
+                       "tasks=[button]", "states=2", "samples=8", f"report={path}"))
     assert "| button |" in capsys.readouterr().out
     result = json.loads(path.read_text())["tasks"]["button"]
     assert [s["seed"] for s in result["states"]] == [0, 1]

@@ -71,9 +71,8 @@ def test_mpc_plans_with_the_gripper_term(tiny_world_model, tiny_reader, tmp_path
     weights = tmp_path / "weights"
     shutil.copytree(tiny_world_model, weights)
     cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=button",
-                         "max_steps=4",
-                         "planner.num_samples=8", "planner.iterations=1", "video=false",
-                         "objective.proprio_weight=1.0")
+                         "max_steps=4", "planner.num_samples=8", "planner.iterations=1",
+                         "video=false", "objective.proprio_weight=1.0")
     with pytest.raises(FileNotFoundError, match="worldmodel.train_reader"):
         build_agent(cfg)
     with pytest.raises(ValueError, match="needs a proprio reader"):
