@@ -276,6 +276,7 @@ def run_job(job: tuple[str, str, int]) -> dict:
     return {"method": method, "task": task, "seed": seed, "success": episode["success"],
             "any_success": episode["any_success"],
             "final_distance": episode["final_distance"], "steps": episode["steps"],
+            "gripper_distance": round(episode["gripper_distance"], 5),
             "plan_ms": [round(ms, 2) for ms in plan_ms],
             "task_distance": [round(d, 5) for d in episode["task_distance"]],
             "wall_s": round(time.perf_counter() - start, 2)}
@@ -437,7 +438,7 @@ def _add_wall_time(out: Path, key: str, seconds: float) -> float:
 
 def summarize(cfg: EvaluateConfig, records: list[dict], wall_time: float) -> dict:
     """Per task and method: success with its Wilson interval, any-step success, final task
-    distance, planning time per step; plus the episodes."""
+    and gripper distances, planning time per step; plus the episodes."""
     results: dict = {}
     for task in cfg.tasks:
         for method in cfg.methods:
@@ -446,11 +447,15 @@ def summarize(cfg: EvaluateConfig, records: list[dict], wall_time: float) -> dic
                 continue
             wins = sum(r["success"] for r in rs)
             ms = [m for r in rs for m in r["plan_ms"]]
+            # the gripper's final distance to where the goal image shows it (not in records
+            # from before it was logged)
+            gripper = [r["gripper_distance"] for r in rs if "gripper_distance" in r]
             results.setdefault(task, {})[method] = {
                 "episodes": len(rs), "successes": wins, "success_rate": wins / len(rs),
                 "wilson_95": list(wilson_interval(wins, len(rs))),
                 "any_success_rate": float(np.mean([r["any_success"] for r in rs])),
                 "mean_final_distance": float(np.mean([r["final_distance"] for r in rs])),
+                "mean_gripper_distance": float(np.mean(gripper)) if gripper else None,
                 "median_plan_ms": float(np.median(ms)) if ms else 0.0,
                 "p90_plan_ms": float(np.percentile(ms, 90)) if ms else 0.0}
     seeds = [cfg.seed, cfg.seed + cfg.episodes - 1]

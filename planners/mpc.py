@@ -117,7 +117,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
         obs, info = env.reset(seed=seed)
         goals = [info["goal_pixels"]]
         agent.reset(goals[-1])
-    goal = goals[-1]
+    goal, goal_gripper = goals[-1], info["goal_proprio"][:3]
     generator = torch.Generator().manual_seed(seed)
     frames, plans, flags, distances, step = [], [], [info["success"]], [info["distance"]], 0
     heat = ()  # the imagined final frame's per-patch distance, for agents that imagine
@@ -144,6 +144,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
     frames.append(side_by_side(obs["pixels"], goal, *heat))
     return {"seed": seed, "success": bool(flags[-1]), "any_success": bool(any(flags)),
             "final_distance": float(distances[-1]), "steps": step,
+            "gripper_distance": float(np.linalg.norm(obs["proprio"][:3] - goal_gripper)),
             "plan_ms": [p["plan_ms"] for p in plans],
             "energy": [p.get("energy", float("nan")) for p in plans],
             "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],
@@ -172,7 +173,8 @@ def run(cfg: MPCConfig, out_dir: Path) -> dict:
             plot_energies(episode, out_dir / f"energy_{cfg.env.name}_seed{seed}.png")
             print(f"  video {path}")
         print(f"  success {episode['success']}  final distance "
-              f"{100 * episode['final_distance']:.1f} cm  median plan "
+              f"{100 * episode['final_distance']:.1f} cm  gripper "
+              f"{100 * episode['gripper_distance']:.1f} cm from the goal's  median plan "
               f"{np.median(episode['plan_ms']):.0f} ms/step")
         episodes.append(episode)
     env.close()

@@ -30,7 +30,7 @@ def test_tiny_suite_reports_every_method(tiny_world_model, tmp_path):
             assert r["episodes"] == 2
             low, high = r["wilson_95"]
             assert 0.0 <= low <= r["success_rate"] <= high <= 1.0
-            assert r["mean_final_distance"] > 0
+            assert r["mean_final_distance"] > 0 and r["mean_gripper_distance"] > 0
     planning = report["results"]["push"]["world_model"]
     assert 0 < planning["median_plan_ms"] <= planning["p90_plan_ms"]
     saved = json.loads((tmp_path / "report" / "zero_shot.json").read_text())
