@@ -19,10 +19,13 @@ REFERENCE = Path(__file__).parent / "reference" / "encoder_tokens.safetensors"
 
 def test_probe_measures_all_rows(tiny_play, tiny_encoder, tmp_path):
     cfg = compose_config("probe", f"data_dir={tiny_play}", f"weights={tiny_encoder}",
-                         "val_fraction=0.25", "pool=2", "frame_stride=8", "attentive_steps=5")
+                         f"also=[{tiny_encoder}]", "val_fraction=0.25", "pool=2",
+                         "frame_stride=8", "attentive_steps=5")
     rows = probe.run(cfg)
-    assert set(rows) == {f"{f}, {p}" for f in ("V-JEPA (pretrained)", "random init", "pixels")
-                         for p in ("linear", "attentive")}
+    features = ("V-JEPA (pretrained)", f"V-JEPA ({tiny_encoder})", "random init", "pixels")
+    assert set(rows) == {f"{f}, {p}" for f in features for p in ("linear", "attentive")}
+    same = [rows[f"{f}, linear"] for f in features[:2]]  # one encoder, probed twice
+    assert same[0]["object_r2"] == pytest.approx(same[1]["object_r2"])
     for r in rows.values():
         assert all(math.isfinite(r[k]) for k in ("ee_r2", "ee_cm", "object_r2", "object_cm"))
         assert 0.0 <= r["task_acc"] <= 1.0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import hydra
@@ -44,6 +44,7 @@ from worldmodel.weights import ENCODER, PRETRAINED_DIR, load_encoder, read_card
 class ProbeConfig:
     data_dir: str = "data/play"  # the collection the encoder was pretrained on
     weights: str = str(PRETRAINED_DIR)  # directory holding encoder.safetensors + card
+    also: list[str] = field(default_factory=list)  # more encoder directories to probe beside it
     val_fraction: float = 0.1  # held-out episodes: must match pretraining's split
     split_seed: int = 0
     train_episodes: int = 1200  # training episodes used to fit the probes (subsample)
@@ -229,7 +230,14 @@ def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
     torch.manual_seed(cfg.random_init_seed)
     random_init = VideoEncoder(pretrained.cfg).eval()
     random_init.apply(init_weights)  # as VJEPAModel initialises a fresh encoder
-    sources = {"V-JEPA (pretrained)": lambda x: encoder_tokens(pretrained, x, cfg.batch_size),
+    encoders = {"V-JEPA (pretrained)": pretrained} | {
+        f"V-JEPA ({weights})": load_encoder(weights) for weights in cfg.also}
+    for name, encoder in encoders.items():
+        if encoder.cfg != pretrained.cfg:
+            raise ValueError(f"{name} has another architecture than {cfg.weights}: the "
+                             "random-init row would not be its baseline")
+    sources = {**{name: lambda x, e=encoder: encoder_tokens(e, x, cfg.batch_size)
+                  for name, encoder in encoders.items()},
                "random init": lambda x: encoder_tokens(random_init, x, cfg.batch_size),
                "pixels": pixel_tokens}
     rows = {}
@@ -264,6 +272,7 @@ def main(cfg) -> None:
     cfg = OmegaConf.to_object(cfg)
     rows = run(cfg)
     payload = json.dumps({"config": asdict(cfg), "encoder_card": read_card(cfg.weights, ENCODER),
+                          "also_cards": [read_card(weights, ENCODER) for weights in cfg.also],
                           "results": rows}, indent=1) + "\n"
     for out in filter(None, (Path(HydraConfig.get().runtime.output_dir) / "probe.json",
                              cfg.report and Path(cfg.report))):

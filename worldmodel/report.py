@@ -23,7 +23,7 @@ def save_json(path: str | Path, data: dict) -> Path:
     return path
 
 
-def probe_table(report: dict) -> str:
+def probe_table(report: dict, source: str = "reports/probe.json") -> str:
     card = report["encoder_card"]
     lines = ["| features, probe | end-effector R² | end-effector error (cm) | object R² | "
              "object error (cm) | task accuracy |", "|---|---|---|---|---|---|"]
@@ -32,9 +32,12 @@ def probe_table(report: dict) -> str:
                      f"{r['object_cm']:.2f} | {100 * r['task_acc']:.1f} % |")
     lines += ["", f"Encoder: `{card['command']}` ({card['steps']} steps, "
               f"{card['wall_time_s'] / 60:.0f} min on a 2-core CPU, final loss "
-              f"{card['final_metrics']['loss']:.4f}). Probes fitted on "
-              f"{report['config']['train_episodes']} training episodes and measured on the "
-              f"held-out episodes; from `reports/probe.json`."]
+              f"{card['final_metrics']['loss']:.4f})."]
+    for path, other in zip(report["config"].get("also", []), report.get("also_cards", [])):
+        lines[-1] += f" `{path}`: `{other['command']}`."
+    lines[-1] += (f" Probes fitted on {report['config']['train_episodes']} training episodes of "
+                  f"`{report['config']['data_dir']}` and measured on its held-out episodes; "
+                  f"from `{source}`.")
     return "\n".join(lines)
 
 
@@ -317,6 +320,7 @@ def reader_table(report: dict) -> str:
 
 
 TABLES = {"probe": probe_table, "attention": attention_table,
+          "probe_wide": lambda r: probe_table(r, source="reports/probe_wide.json"),
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
