@@ -277,6 +277,7 @@ def run_job(job: tuple[str, str, int]) -> dict:
             "any_success": episode["any_success"],
             "final_distance": episode["final_distance"], "steps": episode["steps"],
             "gripper_distance": round(episode["gripper_distance"], 5),
+            "gripper_offset": [round(x, 5) for x in episode["gripper_offset"]],
             "plan_ms": [round(ms, 2) for ms in plan_ms],
             "task_distance": [round(d, 5) for d in episode["task_distance"]],
             "wall_s": round(time.perf_counter() - start, 2)}

@@ -142,9 +142,11 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
         if terminated:  # the simulation became unstable
             break
     frames.append(side_by_side(obs["pixels"], goal, *heat))
+    offset = obs["proprio"][:3] - goal_gripper  # final gripper - the goal's, xyz (m)
     return {"seed": seed, "success": bool(flags[-1]), "any_success": bool(any(flags)),
             "final_distance": float(distances[-1]), "steps": step,
-            "gripper_distance": float(np.linalg.norm(obs["proprio"][:3] - goal_gripper)),
+            "gripper_distance": float(np.linalg.norm(offset)),
+            "gripper_offset": [float(x) for x in offset],
             "plan_ms": [p["plan_ms"] for p in plans],
             "energy": [p.get("energy", float("nan")) for p in plans],
             "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],

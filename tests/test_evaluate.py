@@ -36,6 +36,8 @@ def test_tiny_suite_reports_every_method(tiny_world_model, tmp_path):
     saved = json.loads((tmp_path / "report" / "zero_shot.json").read_text())
     assert saved["ranges"]["0-1"]["config"]["episodes"] == 2
     assert len(saved["ranges"]["0-1"]["episodes"]) == 16
+    for record in saved["ranges"]["0-1"]["episodes"]:  # the offset's length is the distance
+        assert abs(np.linalg.norm(record["gripper_offset"]) - record["gripper_distance"]) < 1e-4
     assert "| push |" in (tmp_path / "report" / "zero_shot.md").read_text()
     html = (tmp_path / "report" / "zero_shot.html").read_text()
     assert html.count("<video") == 6 and "data:image/png;base64" in html  # 3 planners x 2 tasks
