@@ -19,7 +19,7 @@ os.environ.setdefault("LP_NUM_THREADS", "0")
 
 import gymnasium as gym  # noqa: E402
 
-from envs.experts import expert  # noqa: E402
+from envs.experts import expert, reach  # noqa: E402
 
 # name -> (gymnasium id, "module:Task class")
 TASKS = {
@@ -71,4 +71,4 @@ for _name, (_id, _) in TASKS.items():
         gym.register(_id, entry_point=_entry_point(_name),
                      max_episode_steps=_task_class(_name).step_budget)
 
-__all__ = ["TASKS", "TASK_NAMES", "check_tasks", "expert", "make", "step_budget"]
+__all__ = ["TASKS", "TASK_NAMES", "check_tasks", "expert", "make", "reach", "step_budget"]

@@ -39,7 +39,9 @@ class CollectConfig:
     tasks: list[str] = field(default_factory=lambda: list(_TASKS))  # round-robin over these
     episodes: int = 2000  # total episodes over all tasks
     episodes_per_shard: int = 20  # episodes per shard (the unit of resume)
-    expert_fraction: float = 0.75  # share of noisy-expert episodes; the rest is random motion
+    expert_fraction: float = 0.75  # share of noisy-expert episodes
+    reach_fraction: float = 0.0  # share of contact-seeking episodes (envs.reach, noisy as the
+    # expert); the rest is smooth random motion
     noise_min: float = 0.05  # expert action noise std (action units), drawn uniformly per
     noise_max: float = 0.6  # episode from [noise_min, noise_max]
     image_size: int = 64  # pixels, square
@@ -58,8 +60,10 @@ class CollectConfig:
         if self.episodes < 1 or self.episodes_per_shard < 1 or self.workers < 1:
             raise ValueError(f"{self.episodes=}, {self.episodes_per_shard=} and "
                              f"{self.workers=} must be >= 1")
-        if not 0.0 <= self.expert_fraction <= 1.0:
-            raise ValueError(f"{self.expert_fraction=} must be in [0, 1]")
+        if not (0.0 <= self.expert_fraction and 0.0 <= self.reach_fraction
+                and self.expert_fraction + self.reach_fraction <= 1.0):
+            raise ValueError(f"{self.expert_fraction=} and {self.reach_fraction=} must be "
+                             ">= 0 with a sum <= 1")
         if not 0.0 <= self.noise_min <= self.noise_max:
             raise ValueError(f"need 0 <= {self.noise_min=} <= {self.noise_max=}")
 
@@ -70,10 +74,12 @@ ConfigStore.instance().store(name="collect_schema", node=CollectConfig)
 def episode_plan(cfg: CollectConfig, k: int) -> dict:
     """Task, seed and policy of episode `k`: a pure function of the config."""
     rng = np.random.default_rng([cfg.seed, k])
-    expert = bool(rng.random() < cfg.expert_fraction)
+    draw = rng.random()
+    policy = ("expert" if draw < cfg.expert_fraction else
+              "reach" if draw < cfg.expert_fraction + cfg.reach_fraction else "random")
     return {"index": k, "task": cfg.tasks[k % len(cfg.tasks)], "seed": cfg.seed + k,
-            "policy": "expert" if expert else "random",
-            "noise": float(rng.uniform(cfg.noise_min, cfg.noise_max)) if expert else None}
+            "policy": policy, "noise": None if policy == "random" else float(
+                rng.uniform(cfg.noise_min, cfg.noise_max))}
 
 
 def _collect_shard(args: tuple[dict, int]) -> tuple[int, dict]:
@@ -93,8 +99,9 @@ def _collect_shard(args: tuple[dict, int]) -> tuple[int, dict]:
         if env is None:
             env = made[plan["task"]] = envs.make(plan["task"], image_size=cfg.image_size,
                                                  cameras=tuple(cfg.cameras))
-        if plan["policy"] == "expert":
-            policy = envs.expert(env, noise=plan["noise"], seed=plan["seed"])
+        if plan["policy"] in ("expert", "reach"):
+            make_policy = envs.expert if plan["policy"] == "expert" else envs.reach
+            policy = make_policy(env, noise=plan["noise"], seed=plan["seed"])
         else:
             policy = smooth_random_policy(env, seed=plan["seed"])
         episodes.append(rollout(env, policy, plan["seed"]))
@@ -113,6 +120,7 @@ def collect(cfg: CollectConfig) -> Path:
                                                                   "out_dir")}
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
+        manifest["config"].setdefault("reach_fraction", 0.0)  # collected before it existed
         if manifest["config"] != identity:
             raise ValueError(
                 f"{root} holds a collection made with another config:\n"

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import envs
-from envs.collect import collect
+from envs.collect import collect, episode_plan
 from envs.dataset import ActionWindows, EpisodeDataset, VideoClips
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
@@ -124,7 +124,35 @@ def test_killed_collection_resumes_without_duplicates(tmp_path):
         assert (out / name / "pixels.npy").stat().st_mtime_ns == mtime
 
 
+def test_policy_mix_and_collections_from_before_reach(tmp_path):
+    cfg = make_config(tmp_path, "episodes=400", "expert_fraction=0.5", "reach_fraction=0.3")
+    plans = [episode_plan(cfg, k) for k in range(cfg.episodes)]
+    shares = {p: np.mean([q["policy"] == p for q in plans]) for p in ("expert", "reach",
+                                                                      "random")}
+    assert abs(shares["expert"] - 0.5) < 0.08 and abs(shares["reach"] - 0.3) < 0.08
+    assert all((q["noise"] is None) == (q["policy"] == "random") for q in plans)
+    # without reach episodes, each episode's policy and noise are what they were before
+    # reach_fraction existed (expert drawn first, noise only for the expert)
+    old = make_config(tmp_path, "episodes=50")
+    for k in range(50):
+        rng = np.random.default_rng([old.seed, k])
+        expert = rng.random() < old.expert_fraction
+        noise = rng.uniform(old.noise_min, old.noise_max) if expert else None
+        plan = episode_plan(old, k)
+        assert (plan["policy"], plan["noise"]) == ("expert" if expert else "random", noise)
+    # a collection whose manifest predates reach_fraction still resumes
+    out = tmp_path / "old"
+    collect(make_config(out, "episodes=2", "workers=1"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["config"]["reach_fraction"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    collect(make_config(out, "episodes=4", "workers=1"))
+    assert len(EpisodeDataset(out)) == 4
+
+
 def test_bad_config_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="reach_fraction"):
+        make_config(tmp_path, "expert_fraction=0.9", "reach_fraction=0.2")
     with pytest.raises(ValueError, match="tasks"):
         make_config(tmp_path, "tasks=[push,fly]")
     with pytest.raises(ValueError, match="cameras"):

@@ -87,6 +87,33 @@ def test_noisy_expert_still_moves_the_object(env):
     assert episode["distance"][-1] < episode["distance"][0]
 
 
+def _side_contacts(episode) -> int:
+    """Control steps in which the gripper, low beside the button's base, pushed toward it
+    and moved less than 40 % of what it was told."""
+    proprio, actions, cap = episode["proprio"], episode["actions"], episode["object_pose"]
+    count = 0
+    for t, action in enumerate(actions):
+        away = proprio[t, :2] - cap[t, :2]
+        side = 0.045 < np.abs(away).max() < 0.08 and proprio[t, 2] < 0.06
+        inward = -np.dot(action[:2] * 0.03, away) / np.linalg.norm(away)
+        moved = -np.dot(proprio[t + 1, :2] - proprio[t, :2], away) / np.linalg.norm(away)
+        count += bool(side and inward > 0.01 and moved < 0.4 * inward)
+    return count
+
+
+def test_reach_policy_runs_into_what_the_expert_avoids():
+    """Contact-seeking play pushes the gripper against the button's base from the side; the
+    expert, which approaches from above, never does."""
+    env = envs.make("button")
+    reach = sum(_side_contacts(rollout(env, envs.reach(env, noise=0.1, seed=s), s))
+                for s in range(12))  # heavy-tailed: a few episodes push for many steps
+    expert = sum(_side_contacts(rollout(env, envs.expert(env), s)) for s in range(4))
+    env.close()
+    assert reach >= 20 and expert == 0, (reach, expert)
+    with pytest.raises(ValueError, match="noise"):
+        envs.reach(env, noise=-0.1)
+
+
 @pytest.mark.parametrize("action, message", [
     (np.zeros(3), "shape"), (np.zeros((1, 4)), "shape"),
     (np.array([0, np.nan, 0, 0]), "finite"), (np.array([np.inf, 0, 0, 0]), "finite"),
