@@ -88,6 +88,9 @@ class EvaluateConfig(MPCConfig):
     verbose: bool = False  # a line per planning step (only with workers=1)
     video_scale: int = 2
     report_only: bool = False  # write the report from the episodes on record, run none
+    # oracle only, a diagnostic: add this x |gripper - task object| (m) to its energy, a
+    # contact-first energy (does the planner solve the tasks when contact is rewarded?)
+    oracle_contact_weight: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -102,6 +105,8 @@ class EvaluateConfig(MPCConfig):
         if "sim_latent" in self.methods and self.objective.proprio_weight > 0:
             raise ValueError("sim_latent diagnoses the goal-image latent energy alone: run it "
                              "with objective.proprio_weight=0")
+        if self.oracle_contact_weight < 0:
+            raise ValueError(f"{self.oracle_contact_weight=} must be >= 0")
         if self.workers < 1 or (self.threads is not None and self.threads < 1):
             raise ValueError(f"{self.workers=} and {self.threads=} must be >= 1")
 
@@ -147,12 +152,15 @@ class LatentEnergy:
 class SimulatorObjective:
     """Energies of action sequences rolled out in the true simulation from `start`: the
     distance (m) of the state [task goal variable, gripper proprio] after the last model
-    step (or the mean over model steps) to the goal state."""
+    step (or the mean over model steps) to the goal state, plus `contact_weight` x the
+    gripper's distance to the task's object (a contact-first energy; 0: none)."""
 
     def __init__(self, env, start, goal: np.ndarray, *, action_repeat: int, frameskip: int,
-                 weighting: str, latent: LatentEnergy | None = None):
+                 weighting: str, latent: LatentEnergy | None = None,
+                 contact_weight: float = 0.0):
         self.env, self.start, self.goal, self.latent = env, start, goal, latent
         self.action_repeat, self.frameskip, self.weighting = action_repeat, frameskip, weighting
+        self.contact_weight = contact_weight
 
     def controls(self, actions: torch.Tensor) -> np.ndarray:
         """(N, H, A) planned actions -> (N, H, frameskip, 4) control actions."""
@@ -164,9 +172,14 @@ class SimulatorObjective:
             return self.latent_energies(actions)
         energies = []
         for sequence in self.controls(actions):
+            contact = self.contact_weight > 0
             states = self.env.simulate(self.start, sequence.reshape(-1, ENV_ACTION_DIM),
-                                       every=self.frameskip)
-            distances = np.linalg.norm(states - self.goal, axis=-1)
+                                       every=self.frameskip, object_position=contact)
+            distances = np.linalg.norm(states[:, :len(self.goal)] - self.goal, axis=-1)
+            if contact:  # proprio (gripper xyz, gap) ends the state, the object's xyz after it
+                gripper = states[:, len(self.goal) - 4:len(self.goal) - 1]
+                distances += self.contact_weight * np.linalg.norm(gripper - states[:, -3:],
+                                                                  axis=-1)
             energies.append(distances[-1] if self.weighting == "last" else distances.mean())
         return torch.tensor(energies, dtype=torch.float32)
 
@@ -205,7 +218,8 @@ class OracleAgent:
                                        action_repeat=self.action_repeat,
                                        frameskip=self.frameskip,
                                        weighting=self.cfg.objective.weighting,
-                                       latent=self.latent)
+                                       latent=self.latent,
+                                       contact_weight=self.cfg.oracle_contact_weight)
         result = self.planner.plan(objective, generator)
         self.planner.shift(self.cfg.execute)
         controls = objective.controls(result.actions[None])[0, :self.cfg.execute]
@@ -329,6 +343,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                 parts |= {"subgoals": cfg.subgoals, "subgoal_reach": cfg.subgoal_reach}
         if method in ("random", "oracle", "sim_latent"):
             parts["frameskip"] = _frameskip(cfg)
+        if method == "oracle" and cfg.oracle_contact_weight:
+            parts["contact_weight"] = cfg.oracle_contact_weight
         if method == "sim_latent":
             parts |= {"distance": cfg.objective.distance, "scales": list(cfg.objective.scales),
                       "encoder": _digest(Path(cfg.weights_dir) / "encoder.safetensors")}

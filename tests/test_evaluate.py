@@ -5,11 +5,17 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import compose_config
 
 import envs
 import planners.evaluate  # noqa: F401  (registers the evaluate config schema)
-from planners.evaluate import evaluate, load_episodes, wilson_interval
+from planners.evaluate import (
+    SimulatorObjective,
+    evaluate,
+    load_episodes,
+    wilson_interval,
+)
 
 
 def suite_config(weights, tmp_path, *overrides):
@@ -89,11 +95,25 @@ def test_oracle_model_is_the_simulator():
                                atol=1e-6)
     goal = np.concatenate([info["goal_state"], info["goal_proprio"]])
     assert goal.shape == states[-1].shape
+    with_object = env.unwrapped.simulate(start, controls, every=4, object_position=True)
+    np.testing.assert_allclose(with_object[:, :7], states)
+    np.testing.assert_allclose(with_object[-1, 7:], env.unwrapped.task.object_pose(
+        env.unwrapped.data)[:3], atol=1e-6)
+    # the contact-first oracle energy adds w x |gripper - object| at the scored step
+    plans = torch.from_numpy(controls[None, ::4])  # (1, 2, 4), each held for 4 steps
+    energy = {w: float(SimulatorObjective(env.unwrapped, start, goal, action_repeat=4,
+                                          frameskip=4, weighting="last",
+                                          contact_weight=w)(plans)[0]) for w in (0.0, 2.0)}
+    held = env.unwrapped.simulate(start, np.repeat(controls[::4], 4, axis=0), every=4,
+                                  object_position=True)[-1]
+    assert energy[2.0] - energy[0.0] == pytest.approx(
+        2.0 * np.linalg.norm(held[3:6] - held[7:]), abs=1e-5)
 
 
 @pytest.mark.parametrize("override, message", [("tasks=[shelf]", "valid tasks are push"),
                                                ("methods=[dreamer]", "world_model, scratch"),
                                                ("workers=0", "must be >= 1"),
+                                               ("oracle_contact_weight=-1", "must be >= 0"),
                                                ("subgoals=2", "world-model variant")])
 def test_bad_overrides_are_answered_clearly(tiny_world_model, tmp_path, override, message):
     with pytest.raises(ValueError, match=message):
