@@ -243,25 +243,47 @@ def rl_example_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def planner_budget_table(reports: dict) -> str:
-    """The oracle (true simulator, state energy) at several planner budgets, one row each."""
+def oracle_runs_table(reports: dict, key, label, header: str, name: str) -> str:
+    """The oracle (true simulator, state energy) in several runs of `python -m
+    planners.evaluate methods=[oracle]`, one row each, sorted by `key(config)` and named by
+    `label(config)` in the column `header`; `name`: the reports' file prefix."""
     runs = sorted((r for report in reports.values() for r in report["ranges"].values()),
-                  key=lambda r: (r["config"]["planner"]["num_samples"]
-                                 * r["config"]["planner"]["iterations"],
-                                 r["config"]["planner"]["horizon"]))
+                  key=lambda r: key(r["config"]))
     tasks = list(dict.fromkeys(t for r in runs for t in r["results"]))
-    lines = ["| samples x iterations, horizon | " + " | ".join(tasks)
-             + " | median planning ms/step |", "|---" * (len(tasks) + 2) + "|"]
+    lines = [f"| {header} | " + " | ".join(tasks) + " | median planning ms/step |",
+             "|---" * (len(tasks) + 2) + "|"]
     for run in runs:
-        p, oracle = run["config"]["planner"], [run["results"][t]["oracle"] for t in tasks]
+        oracle = [run["results"][t]["oracle"] for t in tasks]
         ms = sorted(r["median_plan_ms"] for r in oracle)[len(oracle) // 2]
-        lines.append(f"| {p['num_samples']} x {p['iterations']}, {p['horizon']} | "
-                     + " | ".join(_rate(r) for r in oracle) + f" | {ms:.0f} |")
-    run = runs[0]
-    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds {run['range']}, "
-              f"success at the final step [Wilson 95 % interval]; {run['workers']} workers x "
-              f"{run['threads_per_worker']} thread(s); from `reports/oracle_budget_*.json`."]
+        lines.append(f"| {label(run['config'])} | " + " | ".join(_rate(r) for r in oracle)
+                     + f" | {ms:.0f} |")
+    machines = [f"{r['workers']} workers x {r['threads_per_worker']} thread(s)" for r in runs]
+    where = machines[0] if len(set(machines)) == 1 else "rows run on " + ", ".join(machines)
+    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds {runs[0]['range']}, "
+              f"success at the final step [Wilson 95 % interval]; {where}; from "
+              f"`reports/{name}_*.json`."]
     return "\n".join(lines)
+
+
+def planner_budget_table(reports: dict) -> str:
+    """The oracle at several planner budgets."""
+    def key(cfg):
+        return cfg["planner"]["num_samples"] * cfg["planner"]["iterations"], cfg["planner"][
+            "horizon"]
+    return oracle_runs_table(
+        reports, key, lambda c: (f"{c['planner']['num_samples']} x "
+                                 f"{c['planner']['iterations']}, {c['planner']['horizon']}"),
+        "samples x iterations, horizon", "oracle_budget")
+
+
+def oracle_contact_table(reports: dict) -> str:
+    """The oracle with its state energy alone and with a contact-first term."""
+    def weight(cfg):
+        return cfg.get("oracle_contact_weight", 0.0)
+    return oracle_runs_table(
+        reports, weight, lambda c: (f"+ {weight(c):g} x &#124;gripper − object&#124;"
+                                    if weight(c) else "goal state distance"),
+        "oracle energy", "oracle_contact")
 
 
 def energy_check_table(reports: dict) -> str:
@@ -337,14 +359,15 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained",
                           "ac_prediction_wide_finetuned", "ac_prediction_wide_scratch_finetuned",
                           "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked")},
-          "oracle_budget": planner_budget_table, "rl_example": rl_example_table,
+          "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
+          "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table}
 
 
 def load_report(name: str) -> dict | None:
-    """reports/NAME.json, or for `ac_conditioning`, `oracle_budget` and `energy_check`
-    every reports/NAME_*.json."""
-    if name in ("ac_conditioning", "oracle_budget", "energy_check"):
+    """reports/NAME.json, or for `ac_conditioning`, `oracle_budget`, `oracle_contact` and
+    `energy_check` every reports/NAME_*.json."""
+    if name in ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check"):
         paths = sorted(REPORTS.glob(f"{name}_*.json"))
         return {p.stem.removeprefix(f"{name}_"): json.loads(p.read_text())
                 for p in paths} or None
