@@ -248,20 +248,23 @@ def oracle_runs_table(reports: dict, key, label, header: str, name: str) -> str:
     planners.evaluate methods=[oracle]`, one row each, sorted by `key(config)` and named by
     `label(config)` in the column `header`; `name`: the reports' file prefix."""
     runs = sorted((r for report in reports.values() for r in report["ranges"].values()),
-                  key=lambda r: key(r["config"]))
+                  key=lambda r: (r["seeds"][0], key(r["config"])))
     tasks = list(dict.fromkeys(t for r in runs for t in r["results"]))
-    lines = [f"| {header} | " + " | ".join(tasks) + " | median planning ms/step |",
-             "|---" * (len(tasks) + 2) + "|"]
+    ranges = list(dict.fromkeys(r["range"] for r in runs))
+    lines = [f"| {header} | " + ("seeds | " if len(ranges) > 1 else "") + " | ".join(tasks)
+             + " | median planning ms/step |",
+             "|---" * (len(tasks) + 2 + (len(ranges) > 1)) + "|"]
     for run in runs:
         oracle = [run["results"][t]["oracle"] for t in tasks]
         ms = sorted(r["median_plan_ms"] for r in oracle)[len(oracle) // 2]
-        lines.append(f"| {label(run['config'])} | " + " | ".join(_rate(r) for r in oracle)
-                     + f" | {ms:.0f} |")
+        lines.append(f"| {label(run['config'])} | "
+                     + (f"{run['range']} | " if len(ranges) > 1 else "")
+                     + " | ".join(_rate(r) for r in oracle) + f" | {ms:.0f} |")
     machines = [f"{r['workers']} workers x {r['threads_per_worker']} thread(s)" for r in runs]
     where = machines[0] if len(set(machines)) == 1 else "rows run on " + ", ".join(machines)
-    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, seeds {runs[0]['range']}, "
-              f"success at the final step [Wilson 95 % interval]; {where}; from "
-              f"`reports/{name}_*.json`."]
+    seeds = f"seeds {ranges[0]}, " if len(ranges) == 1 else ""
+    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, {seeds}success at the "
+              f"final step [Wilson 95 % interval]; {where}; from `reports/{name}_*.json`."]
     return "\n".join(lines)
 
 
@@ -353,12 +356,14 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "wide_reader_button", "wide_reader_button_1000",
                           "wide_scratch_reader_button", "wide_scratch_reader_button_1000",
                           "wide_blocked_button", "wide_blocked_button_1000",
+                          "wide_reach_button",
                           "wide_reader_subgoals")},
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
                           "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained",
                           "ac_prediction_wide_finetuned", "ac_prediction_wide_scratch_finetuned",
-                          "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked")},
+                          "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked",
+                          "ac_prediction_wide_reach")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table}
