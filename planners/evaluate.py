@@ -13,7 +13,8 @@ success reported too). Methods, all run in the same invocation by default:
   trained the same way (`worldmodel/pretrained/scratch/`, the seed's "Baseline (Scratch)");
 - `oracle`: the same planner and budget with the true simulator as its model and the
   distance to the goal state (task variable + gripper) as its energy: the planner's
-  ceiling, so a gap to it is the world model's fault;
+  ceiling, so a gap to it is the world model's fault (`oracle_contact_weight=w` adds
+  w x |gripper - task object| to its energy, a diagnostic contact-first energy);
 - `random`: uniform random actions;
 - `sim_latent` (a diagnostic, not run by default): the oracle's true simulator as the model
   but the world model's goal-image energy on rendered frames. Against `world_model` it
@@ -170,9 +171,8 @@ class SimulatorObjective:
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         if self.latent is not None:
             return self.latent_energies(actions)
-        energies = []
+        energies, contact = [], self.contact_weight > 0
         for sequence in self.controls(actions):
-            contact = self.contact_weight > 0
             states = self.env.simulate(self.start, sequence.reshape(-1, ENV_ACTION_DIM),
                                        every=self.frameskip, object_position=contact)
             distances = np.linalg.norm(states[:, :len(self.goal)] - self.goal, axis=-1)
