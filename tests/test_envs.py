@@ -7,6 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs.rollout import random_policy, rollout
+from envs.scene import ACTION_SCALE
 
 ALL = list(envs.TASK_NAMES)
 EXPERT_SEEDS = range(5)
@@ -95,7 +96,7 @@ def _side_contacts(episode) -> int:
     for t, action in enumerate(actions):
         away = proprio[t, :2] - cap[t, :2]
         side = 0.045 < np.abs(away).max() < 0.08 and proprio[t, 2] < 0.06
-        inward = -np.dot(action[:2] * 0.03, away) / np.linalg.norm(away)
+        inward = -np.dot(action[:2] * ACTION_SCALE, away) / np.linalg.norm(away)
         moved = -np.dot(proprio[t + 1, :2] - proprio[t, :2], away) / np.linalg.norm(away)
         count += bool(side and inward > 0.01 and moved < 0.4 * inward)
     return count
