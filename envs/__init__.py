@@ -31,7 +31,8 @@ TASKS = {
 TASK_NAMES = tuple(TASKS)
 
 
-def _task_class(name: str):
+def task_class(name: str):
+    """The task's class (envs.task.Task) by short name."""
     module, cls = TASKS[name][1].split(":")
     return getattr(__import__(module, fromlist=[cls]), cls)
 
@@ -40,7 +41,7 @@ def _entry_point(name: str):
     def make_env(**kwargs):
         from envs.manipulation import ManipulationEnv
 
-        return ManipulationEnv(_task_class(name)(), **kwargs)
+        return ManipulationEnv(task_class(name)(), **kwargs)
 
     return make_env
 
@@ -63,12 +64,13 @@ def step_budget(name: str) -> int:
     """The task's fixed number of control steps per episode."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
-    return _task_class(name).step_budget
+    return task_class(name).step_budget
 
 
 for _name, (_id, _) in TASKS.items():
     if _id not in gym.registry:
         gym.register(_id, entry_point=_entry_point(_name),
-                     max_episode_steps=_task_class(_name).step_budget)
+                     max_episode_steps=task_class(_name).step_budget)
 
-__all__ = ["TASKS", "TASK_NAMES", "check_tasks", "expert", "make", "reach", "step_budget"]
+__all__ = ["TASKS", "TASK_NAMES", "check_tasks", "expert", "make", "reach", "step_budget",
+           "task_class"]

@@ -30,6 +30,8 @@ class Button(T.Task):
     success_threshold = 0.02
     expert_tolerance = 0.006
     object_body = "cap"
+    # the TCP where the closed fingertips touch the cap's top (the cap body is its centre)
+    contact_offset = (0.0, 0.0, _CAP_HALF_HEIGHT + T.scene.TCP_HEIGHT)
 
     def build(self, arena):
         bx, by, bz = _BASE_HALF

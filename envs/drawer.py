@@ -33,6 +33,8 @@ class Drawer(T.Task):
     success_threshold = 0.03
     expert_tolerance = 0.008
     object_body = "drawer"
+    # the hook point (the drawer body's origin is the bottom of the cabinet face)
+    contact_offset = (0.0, _HOOK - _HANDLE_OFFSET, _HANDLE_Z)
 
     def build(self, arena):
         cx, cy, cz = _CABINET_HALF

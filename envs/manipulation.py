@@ -116,9 +116,9 @@ class ManipulationEnv(gym.Env):
                  pixels: bool = False, object_position: bool = False):
         """Run control actions (T, 4) in [-1, 1] from `start` (left unchanged); returns the
         state [task goal variable, proprio] after every `every`-th step, (T // every, G + 4),
-        comparable with `[goal, goal_proprio]` (with `object_position`, the task object's
-        xyz appended: G + 7); with `pixels`, also the camera frames of those steps, uint8
-        (T // every, H, W, 3)."""
+        comparable with `[goal, goal_proprio]` (with `object_position`, the task's contact
+        point appended: G + 7, `Task.contact_point`); with `pixels`, also the camera frames
+        of those steps, uint8 (T // every, H, W, 3)."""
         if self._scratch is None:
             self._scratch = mujoco.MjData(self.model)
         mujoco.mj_copyData(self._scratch, self.model, start)
@@ -128,7 +128,8 @@ class ManipulationEnv(gym.Env):
             if t % every == 0:
                 states.append(np.concatenate([
                     self.task.goal_state(self._scratch), self.proprio(self._scratch),
-                    self.task.object_pose(self._scratch)[:3] if object_position else []]))
+                    self.task.contact_point(self.task.object_pose(self._scratch))
+                    if object_position else []]))
                 if pixels:
                     frames.append(self.render_pixels(self._scratch, self.cameras[0],
                                                      self.image_size))

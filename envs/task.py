@@ -30,6 +30,9 @@ class Task(abc.ABC):
     success_threshold: float  # the task distance (m) under which the episode is a success
     expert_tolerance: float  # the expert refines its goal until within this distance (m)
     object_body: str  # the body whose pose `object_pose` reports
+    # where the gripper engages the task object, as an offset (m, world frame) from the
+    # object body's position: the objects that rotate (puck, cube) are engaged at their centre
+    contact_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @abc.abstractmethod
     def build(self, arena: mjcf.RootElement) -> None:
@@ -56,6 +59,11 @@ class Task(abc.ABC):
         """(7,) position and quaternion of the task's key object, for probes and evaluation."""
         body = data.body(self.object_body)
         return np.concatenate([body.xpos, body.xquat])
+
+    def contact_point(self, object_pose: np.ndarray) -> np.ndarray:
+        """(..., 3) where the gripper engages the object, from `object_pose` (..., 7) (a
+        live `object_pose(data)` or one recorded in play data)."""
+        return object_pose[..., :3] + np.asarray(self.contact_offset, dtype=object_pose.dtype)
 
     def update_visuals(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:  # noqa: B027
         """Set state-dependent colours before rendering `data` (default: none)."""

@@ -115,6 +115,22 @@ def test_reach_policy_runs_into_what_the_expert_avoids():
         envs.reach(env, noise=-0.1)
 
 
+def test_contact_point_is_where_the_expert_engages_the_object():
+    """The contact point (what the contact-first terms measure the gripper to) is where the
+    scripted expert's gripper goes: the cube's centre, the drawer's hook point, the top of
+    the button's cap; the puck, pushed from its side, is engaged at its centre."""
+    for name in ("pick_place", "drawer", "button"):
+        env = envs.make(name)
+        episode = rollout(env, envs.expert(env), 0)
+        points = env.unwrapped.task.contact_point(episode["object_pose"])
+        env.close()
+        assert points.shape == (len(episode["object_pose"]), 3)
+        reach = np.linalg.norm(episode["proprio"][:, :3] - points, axis=1).min()
+        assert reach < 0.01, (name, reach)
+    pose = envs.task_class("push")().contact_point(np.arange(7.0))
+    np.testing.assert_array_equal(pose, [0.0, 1.0, 2.0])
+
+
 @pytest.mark.parametrize("action, message", [
     (np.zeros(3), "shape"), (np.zeros((1, 4)), "shape"),
     (np.array([0, np.nan, 0, 0]), "finite"), (np.array([np.inf, 0, 0, 0]), "finite"),
