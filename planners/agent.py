@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from planners.objective import LatentObjective, ObjectiveConfig
 from planners.sampling import SamplingPlanner
 from worldmodel.features import token_distance
+from worldmodel.reader import ProprioReader
 from worldmodel.weights import PretrainedWorldModel
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,14 @@ def prepare_image(image: np.ndarray, size: int) -> torch.Tensor:
 def read_goal_proprio(model: PretrainedWorldModel, image: np.ndarray) -> torch.Tensor | None:
     """The proprio (S,) the world model's proprio reader reads off an image; None without a
     reader."""
-    if model.reader is None:
+    return read_image(model.reader, image)
+
+
+def read_image(reader: ProprioReader | None, image: np.ndarray) -> torch.Tensor | None:
+    """What `reader` (a proprio or contact reader) reads off one image; None without one."""
+    if reader is None:
         return None
-    return model.reader.read(prepare_image(image, model.reader.cfg.image_size)[None])[0]
+    return reader.read(prepare_image(image, reader.cfg.image_size)[None])[0]
 
 
 class LatentMPCAgent:
@@ -87,6 +93,11 @@ class LatentMPCAgent:
                              "world model with load_pretrained(..., reader=True) from a "
                              "directory with reader.safetensors (python -m "
                              "worldmodel.train_reader export_dir=...)")
+        if objective.contact_weight > 0 and model.contact_reader is None:
+            raise ValueError("objective.contact_weight > 0 needs a contact reader: load the "
+                             "world model with load_pretrained(..., contact_reader=True) from "
+                             "a directory with contact_reader.safetensors (python -m "
+                             "worldmodel.train_reader target=contact export_dir=...)")
         if subgoal_reach <= 0:
             raise ValueError(f"{subgoal_reach=} must be > 0 (metres)")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
@@ -141,7 +152,9 @@ class LatentMPCAgent:
         objective = LatentObjective(self.objective_cfg, self.predictor, z=z, proprio=proprio,
                                     goal=self.goal, history=history,
                                     action_repeat=self.action_repeat,
-                                    goal_proprio=self.goal_proprio)
+                                    goal_proprio=self.goal_proprio,
+                                    contact=read_image(self.model.contact_reader,
+                                                       obs["pixels"]))
         result = self.planner.plan(objective, generator)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
         imagined = objective.imagine(result.actions[None])[0]  # (H, P, D)

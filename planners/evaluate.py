@@ -59,6 +59,7 @@ from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
 from worldmodel.report import save_json, zero_shot_table
 from worldmodel.weights import (
+    CONTACT_READER,
     PREDICTOR,
     PRETRAINED_DIR,
     READER,
@@ -243,8 +244,9 @@ def _agent(method: str, task: str, env):
     key = (method, task if method in ("oracle", "sim_latent") else None)
     if key not in _WORKER:
         if method in MODEL_METHODS:
-            agent = build_agent(cfg, load_pretrained(cfg.weights(method), predictor=True,
-                                                     reader=cfg.objective.proprio_weight > 0))
+            agent = build_agent(cfg, load_pretrained(
+                cfg.weights(method), predictor=True, reader=cfg.objective.proprio_weight > 0,
+                contact_reader=cfg.objective.contact_weight > 0))
             check_camera(agent.model, cfg.env.cameras)
         else:
             frameskip = _frameskip(cfg)
@@ -292,6 +294,7 @@ def run_job(job: tuple[str, str, int]) -> dict:
             "final_distance": episode["final_distance"], "steps": episode["steps"],
             "gripper_distance": round(episode["gripper_distance"], 5),
             "gripper_offset": [round(x, 5) for x in episode["gripper_offset"]],
+            "closest_contact": round(episode["closest_contact"], 5),
             "plan_ms": [round(ms, 2) for ms in plan_ms],
             "task_distance": [round(d, 5) for d in episode["task_distance"]],
             "wall_s": round(time.perf_counter() - start, 2)}
@@ -332,11 +335,11 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
             objective = dataclasses.asdict(cfg.objective)
             # fields at their defaults are left out, so records from before they existed match
             for key, default in (("scales", [1]), ("latent_weight", 1.0),
-                                 ("proprio_weight", 0.0)):
+                                 ("proprio_weight", 0.0), ("contact_weight", 0.0)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]
-            names = ("encoder", PREDICTOR, READER) if cfg.objective.proprio_weight > 0 else (
-                "encoder", PREDICTOR)
+            names = ("encoder", PREDICTOR, *[READER] * (cfg.objective.proprio_weight > 0),
+                     *[CONTACT_READER] * (cfg.objective.contact_weight > 0))
             parts |= {"objective": objective, "history": cfg.history,
                       "weights": [_digest(weights / f"{name}.safetensors") for name in names]}
             if cfg.subgoals:
@@ -467,12 +470,15 @@ def summarize(cfg: EvaluateConfig, records: list[dict], wall_time: float) -> dic
             # the gripper's final distance to where the goal image shows it (not in records
             # from before it was logged)
             gripper = [r["gripper_distance"] for r in rs if "gripper_distance" in r]
+            contact = [r["closest_contact"] for r in rs if "closest_contact" in r]
             results.setdefault(task, {})[method] = {
                 "episodes": len(rs), "successes": wins, "success_rate": wins / len(rs),
                 "wilson_95": list(wilson_interval(wins, len(rs))),
                 "any_success_rate": float(np.mean([r["any_success"] for r in rs])),
                 "mean_final_distance": float(np.mean([r["final_distance"] for r in rs])),
                 "mean_gripper_distance": float(np.mean(gripper)) if gripper else None,
+                # the closest the gripper came to the task's contact point, episode mean
+                "mean_closest_contact": float(np.mean(contact)) if contact else None,
                 "median_plan_ms": float(np.median(ms)) if ms else 0.0,
                 "p90_plan_ms": float(np.percentile(ms, 90)) if ms else 0.0}
     seeds = [cfg.seed, cfg.seed + cfg.episodes - 1]

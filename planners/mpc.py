@@ -80,7 +80,8 @@ def build_agent(cfg: MPCConfig, model=None) -> LatentMPCAgent:
     """The MPC agent `cfg` describes, on the shipped (or given) world model."""
     if model is None:
         model = load_pretrained(cfg.weights_dir, predictor=True,
-                                reader=cfg.objective.proprio_weight > 0)
+                                reader=cfg.objective.proprio_weight > 0,
+                                contact_reader=cfg.objective.contact_weight > 0)
     model = model.to(cfg.device)
     frameskip = model.predictor.cfg.frameskip
     dims = ENV_ACTION_DIM if cfg.action_repeat else ENV_ACTION_DIM * frameskip
@@ -118,6 +119,13 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
         goals = [info["goal_pixels"]]
         agent.reset(goals[-1])
     goal, goal_gripper = goals[-1], info["goal_proprio"][:3]
+    task = env.unwrapped.task
+
+    def to_contact(obs, info) -> float:  # gripper to the task's contact point (evaluation)
+        point = task.contact_point(np.asarray(info["object_pose"]))
+        return float(np.linalg.norm(obs["proprio"][:3] - point))
+
+    contact = [to_contact(obs, info)]
     generator = torch.Generator().manual_seed(seed)
     frames, plans, flags, distances, step = [], [], [info["success"]], [info["distance"]], 0
     heat = ()  # the imagined final frame's per-patch distance, for agents that imagine
@@ -133,6 +141,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             step += 1
             flags.append(info["success"])
             distances.append(info["distance"])
+            contact.append(to_contact(obs, info))
             if terminated or truncated or step >= budget:
                 break
         if cfg.verbose:
@@ -147,6 +156,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             "final_distance": float(distances[-1]), "steps": step,
             "gripper_distance": float(np.linalg.norm(offset)),
             "gripper_offset": [float(x) for x in offset],
+            "closest_contact": min(contact),  # m, closest the gripper came to the object
             "plan_ms": [p["plan_ms"] for p in plans],
             "energy": [p.get("energy", float("nan")) for p in plans],
             "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],

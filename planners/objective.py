@@ -11,6 +11,12 @@ An optional second term (`proprio_weight` > 0) adds the distance in metres from 
 predictor's imagined gripper position to the goal's gripper position, read from the goal
 image by the proprio reader (`worldmodel.reader`): the energy still sees only the goal
 image and the robot's own observations.
+
+A contact-first term (`contact_weight` > 0) adds the distance in metres from the imagined
+gripper to the point where it engages the task object, read from the *current* camera image
+by a contact reader (`worldmodel.train_reader target=contact`). That reader was trained
+with the play data's recorded object state as labels, so planning with it is a separately
+reported variant (README, "A contact-first term from images").
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class ObjectiveConfig:
     # weight of |imagined gripper position - goal gripper position read from the goal
     # image| (metres); 0: off. > 0 needs a proprio reader beside the predictor
     proprio_weight: float = 0.0
+    # weight of |imagined gripper position - the task's contact point read from the current
+    # image| (metres); 0: off. > 0 needs a contact reader beside the predictor
+    contact_weight: float = 0.0
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -43,8 +52,9 @@ class ObjectiveConfig:
             raise ValueError(f"{self.weighting=} must be 'last' or 'uniform'")
         if not self.scales or any(s < 1 for s in self.scales):
             raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
-        if self.latent_weight < 0 or self.proprio_weight < 0:
-            raise ValueError(f"{self.latent_weight=} and {self.proprio_weight=} must be >= 0")
+        if min(self.latent_weight, self.proprio_weight, self.contact_weight) < 0:
+            raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=} and "
+                             f"{self.contact_weight=} must be >= 0")
 
 
 class LatentObjective:
@@ -58,16 +68,21 @@ class LatentObjective:
     def __init__(self, cfg: ObjectiveConfig, predictor: ACPredictor, *,
                  z: torch.Tensor, proprio: torch.Tensor, goal: torch.Tensor,
                  history: dict | None = None, action_repeat: int = 1,
-                 goal_proprio: torch.Tensor | None = None):
+                 goal_proprio: torch.Tensor | None = None,
+                 contact: torch.Tensor | None = None):
         """z: (P, D) current tokens; proprio: (S,); goal: (P, D) goal image tokens;
         history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)};
         goal_proprio: (S,) the goal's proprio as read from the goal image (needed when
-        cfg.proprio_weight > 0)."""
+        cfg.proprio_weight > 0); contact: (3,) the task's contact point as read from the
+        current image (needed when cfg.contact_weight > 0)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
         if cfg.proprio_weight > 0 and goal_proprio is None:
             raise ValueError("objective.proprio_weight > 0 needs the goal's proprio, read "
                              "from the goal image by a proprio reader")
+        if cfg.contact_weight > 0 and contact is None:
+            raise ValueError("objective.contact_weight > 0 needs the contact point, read "
+                             "from the current image by a contact reader")
         self.cfg, self.predictor, self.action_repeat = cfg, predictor, action_repeat
         if history is None:
             empty = z.new_zeros((1, 0))
@@ -78,7 +93,7 @@ class LatentObjective:
             self.cache = predictor.context(history["z"][None], history["actions"][None],
                                            history["proprio"][None])
         self.z, self.proprio, self.goal = z[None], proprio[None], goal
-        self.goal_proprio = goal_proprio
+        self.goal_proprio, self.contact = goal_proprio, contact
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat)."""
@@ -102,6 +117,9 @@ class LatentObjective:
         if self.cfg.proprio_weight > 0:
             gripper = (proprio[..., :3] - self.goal_proprio[:3].to(proprio)).norm(dim=-1)
             energy = energy + self.cfg.proprio_weight * gripper
+        if self.cfg.contact_weight > 0:
+            reach = (proprio[..., :3] - self.contact.to(proprio)).norm(dim=-1)
+            energy = energy + self.cfg.contact_weight * reach
         return energy
 
     def per_step(self, actions: torch.Tensor) -> torch.Tensor:

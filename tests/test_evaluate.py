@@ -44,6 +44,7 @@ def test_tiny_suite_reports_every_method(tiny_world_model, tmp_path):
     assert len(saved["ranges"]["0-1"]["episodes"]) == 16
     for record in saved["ranges"]["0-1"]["episodes"]:  # the offset's length is the distance
         assert abs(np.linalg.norm(record["gripper_offset"]) - record["gripper_distance"]) < 1e-4
+        assert 0 < record["closest_contact"] < 1.0  # m, to the object in a 0.5 m workspace
     assert "| push |" in (tmp_path / "report" / "zero_shot.md").read_text()
     html = (tmp_path / "report" / "zero_shot.html").read_text()
     assert html.count("<video") == 6 and "data:image/png;base64" in html  # 3 planners x 2 tasks

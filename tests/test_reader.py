@@ -1,4 +1,5 @@
-"""The proprio reader, its trainer, and the objective's gripper term."""
+"""The proprio and contact readers, their trainer, and the objective's gripper and contact
+terms."""
 
 import shutil
 
@@ -80,3 +81,38 @@ def test_mpc_plans_with_the_gripper_term(tiny_world_model, tiny_reader, tmp_path
     for name in ("reader.json", "reader.safetensors"):
         shutil.copy(tiny_reader[1] / name, weights / name)
     assert run(cfg, tmp_path / "run")["episodes"] == 1
+
+
+def test_contact_reader_trains_loads_and_adds_the_contact_term(tiny_play, tiny_world_model,
+                                                              tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_world_model, weights)
+    cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=drawer",
+                         "max_steps=4", "planner.num_samples=8", "planner.iterations=1",
+                         "video=false", "objective.contact_weight=1.0")
+    with pytest.raises(FileNotFoundError, match="worldmodel.train_reader"):
+        build_agent(cfg)
+    with pytest.raises(ValueError, match="needs a contact reader"):
+        build_agent(cfg, load_pretrained(weights, predictor=True))
+    with pytest.raises(ValueError, match="target"):
+        compose_config("train_reader", "target=object")
+    evaluation = train(compose_config("train_reader", "target=contact", f"data_dir={tiny_play}",
+                                      f"out_dir={tmp_path / 'run'}", f"export_dir={weights}",
+                                      "steps=2", *TINY_READER))
+    assert "goal_images" not in evaluation and "opening_median" not in evaluation["frames"]
+    assert set(evaluation["frames_per_task"]) <= {"push", "pick_place", "drawer", "button"}
+    model = load_pretrained(weights, predictor=True, contact_reader=True)
+    assert model.reader is None and "contact reader" in (weights / "contact_reader.json"
+                                                         ).read_text()
+    assert model.contact_reader.read(torch.zeros(1, 64, 64, 3, dtype=torch.uint8)).shape == (1, 3)
+    assert run(cfg, tmp_path / "mpc")["episodes"] == 1
+    # the term: weight x |imagined gripper - contact point|
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, goal = torch.randn(4, 8), torch.randn(4, 8)
+    term = ObjectiveConfig(latent_weight=0.0, contact_weight=2.0)
+    with pytest.raises(ValueError, match="contact_weight > 0 needs the contact point"):
+        LatentObjective(term, predictor, z=z, proprio=torch.zeros(4), goal=goal)
+    objective = LatentObjective(term, predictor, z=z, proprio=torch.zeros(4), goal=goal,
+                                contact=torch.tensor([0.3, 0.0, 0.0]))
+    proprio = torch.tensor([[[0.0, 0.4, 0.0, 0.0]]])  # 0.5 m from the contact point
+    assert objective.distances(z[None, None], proprio).item() == pytest.approx(1.0)

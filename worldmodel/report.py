@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -128,6 +129,9 @@ def describe_energy(cfg: dict) -> str:
         energy = (f"{objective['latent_weight']:g} x {energy} + "
                   f"{objective['proprio_weight']:g} x |imagined gripper - goal gripper read "
                   "by the proprio reader| (m)")
+    if objective.get("contact_weight", 0) > 0:
+        energy += (f" + {objective['contact_weight']:g} x |imagined gripper - contact point "
+                   "read from the current image by the contact reader| (m)")
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy
@@ -284,9 +288,32 @@ def oracle_contact_table(reports: dict) -> str:
     def weight(cfg):
         return cfg.get("oracle_contact_weight", 0.0)
     return oracle_runs_table(
-        reports, weight, lambda c: (f"+ {weight(c):g} x &#124;gripper − object&#124;"
+        reports, weight, lambda c: (f"+ {weight(c):g} x &#124;gripper − contact point&#124;"
                                     if weight(c) else "goal state distance"),
         "oracle energy", "oracle_contact")
+
+
+def contact_approach_table(reports: dict) -> str:
+    """How close the world model's gripper came to the task's contact point, per energy:
+    the median over episodes of each episode's closest approach."""
+    tasks = list(dict.fromkeys(t for r in reports.values() for run in r["ranges"].values()
+                               for t in run["results"]))
+    lines = ["| energy | seeds | " + " | ".join(f"{t}: closest approach (cm), median"
+                                                for t in tasks) + " |",
+             "|---" * (len(tasks) + 2) + "|"]
+    for report in reports.values():
+        for name, run in report["ranges"].items():
+            weight = run["config"]["objective"].get("contact_weight", 0.0)
+            label = (f"+ {weight:g} x &#124;gripper − read contact point&#124;" if weight
+                     else "shipped energy")
+            cells = [median([e["closest_contact"] for e in run["episodes"]
+                                if e["task"] == t]) for t in tasks]
+            lines.append(f"| {label} | {name} | " + " | ".join(f"{100 * c:.1f}" for c in cells)
+                         + " |")
+    lines += ["", "The world model (shipped weights) on `python -m planners.evaluate`, the "
+              "closest each episode's gripper came to the task's contact point (from the "
+              "simulator, for evaluation only); from `reports/contact_approach_*.json`."]
+    return "\n".join(lines)
 
 
 def energy_check_table(reports: dict) -> str:
@@ -328,19 +355,22 @@ def energy_check_table(reports: dict) -> str:
     return "\n".join(lines)
 
 
-def reader_table(report: dict) -> str:
-    """`worldmodel.train_reader`: the proprio reader's held-out gripper position error."""
+def reader_table(report: dict, what: str = "Gripper position error of the proprio reader",
+                 source: str = "reports/reader_wide.json") -> str:
+    """`worldmodel.train_reader`: a reader's held-out position error."""
     lines = ["| held-out images | images | median (cm) | mean (cm) | 90th percentile (cm) |",
              "|---|---|---|---|---|"]
-    rows = [("every frame", report["frames"]), ("goal images", report["goal_images"]),
-            *((f"goal images, {task}", e) for task, e in report["goal_images_per_task"].items())]
+    rows = [("every frame", report["frames"]),
+            *((f"frames, {task}", e) for task, e in report.get("frames_per_task", {}).items()),
+            *([("goal images", report["goal_images"])] if "goal_images" in report else []),
+            *((f"goal images, {task}", e)
+              for task, e in report.get("goal_images_per_task", {}).items())]
     for name, e in rows:
         lines.append(f"| {name} | {e['images']} | {e['position_cm_median']:.2f} | "
                      f"{e['position_cm_mean']:.2f} | {e['position_cm_p90']:.2f} |")
-    lines += ["", f"Gripper position error of the proprio reader on {report['val_episodes']} "
-              f"held-out play episodes ({report['steps']} steps on {report['train_frames']} "
-              f"training frames, {report['wall_time_s'] / 60:.0f} min on 2 CPU cores); from "
-              "`reports/reader_wide.json`."]
+    lines += ["", f"{what} on {report['val_episodes']} held-out play episodes "
+              f"({report['steps']} steps on {report['train_frames']} training frames, "
+              f"{report['wall_time_s'] / 60:.0f} min on 2 CPU cores); from `{source}`."]
     return "\n".join(lines)
 
 
@@ -356,7 +386,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "wide_reader_button", "wide_reader_button_1000",
                           "wide_scratch_reader_button", "wide_scratch_reader_button_1000",
                           "wide_blocked_button", "wide_blocked_button_1000",
-                          "wide_reach_button", "button_128x3",
+                          "wide_reach_button", "button_128x3", "contact_wm",
                           "wide_reader_subgoals")},
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
@@ -365,14 +395,18 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked",
                           "ac_prediction_wide_reach")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
+          "contact_approach": contact_approach_table,
           "rl_example": rl_example_table,
-          "energy_check": energy_check_table, "reader_wide": reader_table}
+          "energy_check": energy_check_table, "reader_wide": reader_table,
+          "contact_reader": lambda r: reader_table(
+              r, "Contact point error of the contact reader", "reports/contact_reader.json")}
 
 
 def load_report(name: str) -> dict | None:
-    """reports/NAME.json, or for `ac_conditioning`, `oracle_budget`, `oracle_contact` and
-    `energy_check` every reports/NAME_*.json."""
-    if name in ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check"):
+    """reports/NAME.json, or for `ac_conditioning`, `oracle_budget`, `oracle_contact`,
+    `energy_check` and `contact_approach` every reports/NAME_*.json."""
+    if name in ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check",
+                "contact_approach"):
         paths = sorted(REPORTS.glob(f"{name}_*.json"))
         return {p.stem.removeprefix(f"{name}_"): json.loads(p.read_text())
                 for p in paths} or None

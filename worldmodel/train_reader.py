@@ -6,6 +6,12 @@ with it (no rewards, no task labels, no object state). Resumable like the other 
 (atomic checkpoints; the batch of step k depends only on `seed` and k). At the end it
 measures the reading error on held-out episodes, on their frames and on their goal images
 (what the planner reads), per task, and writes it into the report and the model card.
+
+`target=contact` trains the same network as a *contact reader* instead: image -> the point
+(xyz) where the gripper engages the scene's task object (`envs.task.Task.contact_point`),
+labelled with the object state the play data recorded. That is simulator state used as a
+training label (never at planning time, where the reader sees only the camera image), so
+planning with it (`objective.contact_weight`) is reported as a separate variant.
 """
 
 from __future__ import annotations
@@ -24,18 +30,31 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+import envs
 from envs.dataset import EpisodeDataset
 from worldmodel.checkpoint import load_checkpoint, resume, save_training
 from worldmodel.hardware import pick_device
 from worldmodel.pretrain import git_revision, learning_rate
 from worldmodel.reader import ProprioReader, ReaderConfig
 from worldmodel.report import save_json
-from worldmodel.weights import READER, save_weights
+from worldmodel.weights import CONTACT_READER, READER, save_weights
+
+# target -> (weights file stem, what the model card says it reads)
+TARGETS = {
+    "proprio": (READER, "proprio reader: camera image -> the robot's proprio (gripper "
+                "position, opening), trained on play data frames labelled with their own "
+                "proprio; no rewards, task labels or object state"),
+    "contact": (CONTACT_READER, "contact reader: camera image -> the point (xyz, m) where "
+                "the gripper engages the task object (envs.task.Task.contact_point), trained "
+                "on play data frames labelled with the recorded object state (simulator "
+                "state as a training label; never read at planning time); no rewards"),
+}
 
 
 @dataclass
 class TrainReaderConfig:
     model: ReaderConfig = field(default_factory=ReaderConfig)  # the reader (model.*)
+    target: str = "proprio"  # proprio: the robot's proprio | contact: the task contact point
     data_dir: str = "data/play_wide"  # a collection from `python -m envs.collect`
     out_dir: str = "runs/train_reader"  # checkpoints
     export_dir: str | None = None  # if set, write the reader + model card there
@@ -55,6 +74,8 @@ class TrainReaderConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"{self.target=} must be one of {', '.join(TARGETS)}")
         if self.steps < 1 or self.batch_size < 1 or self.frame_stride < 1:
             raise ValueError(f"{self.steps=}, {self.batch_size=} and {self.frame_stride=} "
                              "must be >= 1")
@@ -63,16 +84,23 @@ class TrainReaderConfig:
 ConfigStore.instance().store(name="train_reader_schema", node=TrainReaderConfig)
 
 
-def load_frames(data: EpisodeDataset, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every `stride`-th frame of each episode of `data` and its proprio:
-    uint8 (N, H, W, 3) and float32 (N, S)."""
-    pixels, proprio = [], []
+def load_frames(data: EpisodeDataset, stride: int, target: str = "proprio"
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every `stride`-th frame of each episode of `data`, its label and its task:
+    uint8 (N, H, W, 3), float32 (N, S) (the proprio, or with `target="contact"` the task's
+    contact point (N, 3)) and str (N,)."""
+    pixels, labels, tasks = [], [], []
     for ref in tqdm(data.refs, desc="loading frames", unit="episode", leave=False):
         arrays = data.arrays(ref.shard)
         rows = slice(ref.start, ref.start + ref.frames, stride)
         pixels.append(np.asarray(arrays["pixels"][rows]))
-        proprio.append(np.asarray(arrays["proprio"][rows], dtype=np.float32))
-    return np.concatenate(pixels), np.concatenate(proprio)
+        if target == "contact":
+            pose = np.asarray(arrays["object_pose"][rows], dtype=np.float32)
+            labels.append(envs.task_class(ref.meta["task"])().contact_point(pose))
+        else:
+            labels.append(np.asarray(arrays["proprio"][rows], dtype=np.float32))
+        tasks.append(np.full(len(pixels[-1]), ref.meta["task"]))
+    return np.concatenate(pixels), np.concatenate(labels), np.concatenate(tasks)
 
 
 def load_goals(data: EpisodeDataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -89,8 +117,8 @@ def load_goals(data: EpisodeDataset) -> tuple[np.ndarray, np.ndarray, list[str]]
 @torch.no_grad()
 def reading_error(reader: ProprioReader, pixels: np.ndarray, proprio: np.ndarray,
                   batch: int = 512) -> dict:
-    """Gripper position error (cm: median, mean, p90) and opening error (data units,
-    median) of the reader on images with known proprio."""
+    """Position error (cm: median, mean, p90) and, for proprio, the gripper opening's error
+    (data units, median) of the reader on images with known labels."""
     reader.eval()
     read = torch.cat([reader.read(torch.from_numpy(pixels[i:i + batch])).cpu()
                       for i in range(0, len(pixels), batch)])
@@ -98,17 +126,25 @@ def reading_error(reader: ProprioReader, pixels: np.ndarray, proprio: np.ndarray
     position = 100 * (read[:, :3] - truth[:, :3]).norm(dim=1)
     return {"images": len(pixels), "position_cm_median": position.median().item(),
             "position_cm_mean": position.mean().item(),
-            "position_cm_p90": position.quantile(0.9).item(),
+            "position_cm_p90": position.quantile(0.9).item()} | ({
             "opening_median": (read[:, 3:] - truth[:, 3:]).abs().median().item()}
+        if truth.shape[1] > 3 else {})
 
 
-def evaluate(reader: ProprioReader, val: EpisodeDataset, stride: int) -> dict:
-    """Held-out reading error on frames and on goal images, overall and per task."""
-    pixels, proprio = load_frames(val, stride)
+def evaluate(reader: ProprioReader, val: EpisodeDataset, stride: int,
+             target: str = "proprio") -> dict:
+    """Held-out reading error on frames, overall and per task, and for proprio on the goal
+    images too (what the planner reads)."""
+    pixels, labels, frame_tasks = load_frames(val, stride, target)
+    result = {"frames": reading_error(reader, pixels, labels),
+              "frames_per_task": {task: reading_error(reader, pixels[frame_tasks == task],
+                                                      labels[frame_tasks == task])
+                                  for task in sorted(set(frame_tasks))}}
+    if target == "contact":  # the goal images' object state is not recorded
+        return result
     goal_pixels, goal_proprio, tasks = load_goals(val)
     tasks = np.array(tasks)
-    return {"frames": reading_error(reader, pixels, proprio),
-            "goal_images": reading_error(reader, goal_pixels, goal_proprio),
+    return result | {"goal_images": reading_error(reader, goal_pixels, goal_proprio),
             "goal_images_per_task": {
                 task: reading_error(reader, goal_pixels[tasks == task],
                                     goal_proprio[tasks == task])
@@ -123,7 +159,7 @@ def train(cfg: TrainReaderConfig) -> dict:
     if size != cfg.model.image_size:
         raise ValueError(f"{cfg.data_dir} has {size}px images; set model.image_size={size}")
     train_set, val_set = data.split(cfg.val_fraction, seed=cfg.split_seed)
-    pixels, proprio = load_frames(train_set, cfg.frame_stride)
+    pixels, proprio, _ = load_frames(train_set, cfg.frame_stride, cfg.target)
     reader = ProprioReader(cfg.model, proprio_dim=proprio.shape[1]).to(device)
     reader.proprio_mean.copy_(torch.from_numpy(proprio.mean(0)))
     reader.proprio_std.copy_(torch.from_numpy(proprio.std(0) + 1e-3))
@@ -133,7 +169,7 @@ def train(cfg: TrainReaderConfig) -> dict:
     out = Path(cfg.out_dir)
     start_step, elapsed_before, history = resume(out, reader, optimizer)
     params = sum(p.numel() for p in reader.parameters())
-    print(f"proprio reader: {params / 1e6:.2f}M params, {len(pixels)} training frames from "
+    print(f"{cfg.target} reader: {params / 1e6:.2f}M params, {len(pixels)} training frames from "
           f"{len(train_set)} episodes, {device}")
     bar = tqdm(total=cfg.steps, initial=start_step, unit="step", desc="train_reader")
     tick, run_start, running = time.perf_counter(), time.perf_counter(), []
@@ -167,13 +203,17 @@ def train(cfg: TrainReaderConfig) -> dict:
     if start_step >= cfg.steps:  # already trained: evaluate the last checkpoint
         reader.load_state_dict(load_checkpoint(out)["model"])
     elapsed = elapsed_before + time.perf_counter() - run_start
-    evaluation = evaluate(reader, val_set, cfg.frame_stride)
+    evaluation = evaluate(reader, val_set, cfg.frame_stride, cfg.target)
     evaluation.update(steps=cfg.steps, train_frames=len(pixels), val_episodes=len(val_set),
                       wall_time_s=round(elapsed, 1))
-    print("held-out reading error, gripper position (cm)   median   mean    p90")
-    rows = [("frames", evaluation["frames"]), ("goal images", evaluation["goal_images"]),
+    what = "gripper position" if cfg.target == "proprio" else "contact point"
+    print(f"held-out reading error, {what} (cm)".ljust(47) + "median   mean    p90")
+    rows = [("frames", evaluation["frames"]),
+            *((f"  frames, {t}", e) for t, e in evaluation["frames_per_task"].items()),
+            *([("goal images", evaluation["goal_images"])] if "goal_images" in evaluation
+              else []),
             *((f"  goal images, {t}", e)
-              for t, e in evaluation["goal_images_per_task"].items())]
+              for t, e in evaluation.get("goal_images_per_task", {}).items())]
     for name, e in rows:
         print(f"  {name:44s} {e['position_cm_median']:6.2f} {e['position_cm_mean']:6.2f} "
               f"{e['position_cm_p90']:6.2f}")
@@ -182,16 +222,15 @@ def train(cfg: TrainReaderConfig) -> dict:
     if cfg.report:
         save_json(cfg.report, evaluation)
     if cfg.export_dir:
-        card = {"name": READER, "what": "proprio reader: camera image -> the robot's "
-                "proprio (gripper position, opening), trained on play data frames labelled "
-                "with their own proprio; no rewards, task labels or object state",
+        name, what = TARGETS[cfg.target]
+        card = {"name": name, "what": what,
                 "command": "python -m worldmodel.train_reader " + " ".join(sys.argv[1:]),
-                "config": cfg.model.to_dict(), "proprio_dim": reader.proprio_dim,
+                "config": cfg.model.to_dict(), "out_dim": reader.proprio_dim,
                 "data": {"dir": cfg.data_dir, "train_episodes": len(train_set),
                          "collection": data.manifest["config"]},
                 "training": asdict(cfg) | {"model": None}, "git_revision": git_revision(),
                 "evaluation": evaluation}
-        path = save_weights(cfg.export_dir, READER, reader, card)
+        path = save_weights(cfg.export_dir, name, reader, card)
         print(f"exported the reader to {path}")
     return evaluation
 

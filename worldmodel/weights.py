@@ -25,6 +25,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 ENCODER = "encoder"  # file stem of the shipped encoder
 PREDICTOR = "predictor"  # file stem of the shipped action-conditioned predictor
 READER = "reader"  # file stem of the proprio reader (optional, worldmodel.reader)
+# file stem of the contact reader (optional; worldmodel.train_reader target=contact)
+CONTACT_READER = "contact_reader"
 
 
 def save_weights(directory: str | Path, name: str, module: torch.nn.Module,
@@ -69,9 +71,10 @@ def load_predictor(directory: str | Path = PRETRAINED_DIR,
 
 def load_reader(directory: str | Path = PRETRAINED_DIR,
                 name: str = READER) -> ProprioReader:
-    """The proprio reader saved as `name` in `directory`, in eval mode."""
+    """The proprio (or contact) reader saved as `name` in `directory`, in eval mode."""
     card = read_card(directory, name, trainer="worldmodel.train_reader")
-    reader = ProprioReader(ReaderConfig.from_dict(card["config"]), card["proprio_dim"])
+    out_dim = card.get("out_dim", card.get("proprio_dim"))  # older cards: proprio_dim
+    reader = ProprioReader(ReaderConfig.from_dict(card["config"]), out_dim)
     reader.load_state_dict(load_file(Path(directory) / f"{name}.safetensors"))
     return reader.eval().requires_grad_(False)
 
@@ -82,7 +85,8 @@ class PretrainedWorldModel(torch.nn.Module):
 
     def __init__(self, encoder: VideoEncoder, card: dict,
                  predictor: ACPredictor | None = None, predictor_card: dict | None = None,
-                 reader: ProprioReader | None = None):
+                 reader: ProprioReader | None = None,
+                 contact_reader: ProprioReader | None = None):
         super().__init__()
         self.encoder = encoder
         self.card = card
@@ -90,6 +94,7 @@ class PretrainedWorldModel(torch.nn.Module):
         self.predictor = predictor
         self.predictor_card = predictor_card or {}
         self.reader = reader  # the proprio reader, if loaded (worldmodel.reader)
+        self.contact_reader = contact_reader  # image -> task contact point, if loaded
 
     @property
     def camera(self) -> str | None:
@@ -114,14 +119,17 @@ class PretrainedWorldModel(torch.nn.Module):
 
 
 def load_pretrained(directory: str | Path = PRETRAINED_DIR, *, predictor: bool = False,
-                    reader: bool = False) -> PretrainedWorldModel:
+                    reader: bool = False, contact_reader: bool = False
+                    ) -> PretrainedWorldModel:
     """The world model shipped in `worldmodel/pretrained/` (or another directory); with
     `predictor=True` the action-conditioned predictor must be there too, with
-    `reader=True` the proprio reader."""
+    `reader=True` the proprio reader, with `contact_reader=True` the contact reader."""
     encoder, card = load_encoder(directory), read_card(directory, ENCODER)
-    proprio_reader = load_reader(directory) if reader else None
+    readers = {"reader": load_reader(directory) if reader else None,
+               "contact_reader": load_reader(directory, CONTACT_READER) if contact_reader
+               else None}
     if not predictor:
-        return PretrainedWorldModel(encoder, card, reader=proprio_reader)
+        return PretrainedWorldModel(encoder, card, **readers)
     return PretrainedWorldModel(encoder, card, load_predictor(directory),
                                 read_card(directory, PREDICTOR, trainer="worldmodel.train_ac"),
-                                proprio_reader)
+                                **readers)
