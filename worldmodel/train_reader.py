@@ -159,11 +159,11 @@ def train(cfg: TrainReaderConfig) -> dict:
     if size != cfg.model.image_size:
         raise ValueError(f"{cfg.data_dir} has {size}px images; set model.image_size={size}")
     train_set, val_set = data.split(cfg.val_fraction, seed=cfg.split_seed)
-    pixels, proprio, _ = load_frames(train_set, cfg.frame_stride, cfg.target)
-    reader = ProprioReader(cfg.model, proprio_dim=proprio.shape[1]).to(device)
-    reader.proprio_mean.copy_(torch.from_numpy(proprio.mean(0)))
-    reader.proprio_std.copy_(torch.from_numpy(proprio.std(0) + 1e-3))
-    targets = (torch.from_numpy(proprio) - reader.proprio_mean.cpu()) / reader.proprio_std.cpu()
+    pixels, labels, _ = load_frames(train_set, cfg.frame_stride, cfg.target)
+    reader = ProprioReader(cfg.model, proprio_dim=labels.shape[1]).to(device)
+    reader.proprio_mean.copy_(torch.from_numpy(labels.mean(0)))
+    reader.proprio_std.copy_(torch.from_numpy(labels.std(0) + 1e-3))
+    targets = (torch.from_numpy(labels) - reader.proprio_mean.cpu()) / reader.proprio_std.cpu()
     optimizer = torch.optim.AdamW(reader.parameters(), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     out = Path(cfg.out_dir)
