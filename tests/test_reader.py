@@ -53,31 +53,46 @@ def test_train_reader_exports_a_loadable_reader_and_resumes(tiny_play, tiny_read
     assert load_checkpoint(run_dir)["step"] == 5
 
 
-def test_gripper_term_adds_the_distance_to_the_read_goal():
+@pytest.mark.parametrize("term, read, message", [
+    ("proprio_weight", {"goal_proprio": torch.tensor([0.3, 0.4, 0.0, 0.5])},
+     "proprio_weight > 0 needs the goal's proprio"),
+    ("contact_weight", {"contact": torch.tensor([0.3, 0.4, 0.0])},
+     "contact_weight > 0 needs the contact point"),
+])
+def test_reader_terms_add_the_distance_to_the_read_point(term, read, message):
+    """The gripper term (to the goal gripper read from the goal image) and the contact term
+    (to the contact point read from the current image): weight x distance in metres."""
     predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
     z, goal = torch.randn(4, 8), torch.randn(4, 8)
-    cfg = ObjectiveConfig(latent_weight=0.0, proprio_weight=2.0)
-    with pytest.raises(ValueError, match="proprio_weight > 0 needs the goal's proprio"):
+    cfg = ObjectiveConfig(latent_weight=0.0, **{term: 2.0})
+    with pytest.raises(ValueError, match=message):
         LatentObjective(cfg, predictor, z=z, proprio=torch.zeros(4), goal=goal)
-    objective = LatentObjective(cfg, predictor, z=z, proprio=torch.zeros(4), goal=goal,
-                                goal_proprio=torch.tensor([0.0, 0.0, 0.0, 0.5]))
-    proprio = torch.tensor([[[0.3, 0.4, 0.0, 0.0]]])  # 0.5 m from the goal's position
+    objective = LatentObjective(cfg, predictor, z=z, proprio=torch.zeros(4), goal=goal, **read)
+    proprio = torch.zeros(1, 1, 4)  # 0.5 m from the read point
     energy = objective.distances(z[None, None], proprio)
     assert energy.shape == (1, 1) and energy.item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="must be >= 0"):
-        ObjectiveConfig(proprio_weight=-1.0)
+        ObjectiveConfig(**{term: -1.0})
+
+
+def mpc_needing_a_reader(tiny_world_model, tmp_path, env: str, term: str, reader: str):
+    """(weights dir without the reader, a short mpc config with `objective.<term>=1`); checks
+    that planning without the reader says how to make it."""
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_world_model, weights)
+    cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", f"env={env}",
+                         "max_steps=4", "planner.num_samples=8", "planner.iterations=1",
+                         "video=false", f"objective.{term}=1.0")
+    with pytest.raises(FileNotFoundError, match="worldmodel.train_reader"):
+        build_agent(cfg)
+    with pytest.raises(ValueError, match=f"needs a {reader}"):
+        build_agent(cfg, load_pretrained(weights, predictor=True))
+    return weights, cfg
 
 
 def test_mpc_plans_with_the_gripper_term(tiny_world_model, tiny_reader, tmp_path):
-    weights = tmp_path / "weights"
-    shutil.copytree(tiny_world_model, weights)
-    cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=button",
-                         "max_steps=4", "planner.num_samples=8", "planner.iterations=1",
-                         "video=false", "objective.proprio_weight=1.0")
-    with pytest.raises(FileNotFoundError, match="worldmodel.train_reader"):
-        build_agent(cfg)
-    with pytest.raises(ValueError, match="needs a proprio reader"):
-        build_agent(cfg, load_pretrained(weights, predictor=True))
+    weights, cfg = mpc_needing_a_reader(tiny_world_model, tmp_path, "button",
+                                        "proprio_weight", "proprio reader")
     for name in ("reader.json", "reader.safetensors"):
         shutil.copy(tiny_reader[1] / name, weights / name)
     assert run(cfg, tmp_path / "run")["episodes"] == 1
@@ -85,15 +100,8 @@ def test_mpc_plans_with_the_gripper_term(tiny_world_model, tiny_reader, tmp_path
 
 def test_contact_reader_trains_loads_and_adds_the_contact_term(tiny_play, tiny_world_model,
                                                               tmp_path):
-    weights = tmp_path / "weights"
-    shutil.copytree(tiny_world_model, weights)
-    cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=drawer",
-                         "max_steps=4", "planner.num_samples=8", "planner.iterations=1",
-                         "video=false", "objective.contact_weight=1.0")
-    with pytest.raises(FileNotFoundError, match="worldmodel.train_reader"):
-        build_agent(cfg)
-    with pytest.raises(ValueError, match="needs a contact reader"):
-        build_agent(cfg, load_pretrained(weights, predictor=True))
+    weights, cfg = mpc_needing_a_reader(tiny_world_model, tmp_path, "drawer",
+                                        "contact_weight", "contact reader")
     with pytest.raises(ValueError, match="target"):
         compose_config("train_reader", "target=object")
     evaluation = train(compose_config("train_reader", "target=contact", f"data_dir={tiny_play}",
@@ -106,13 +114,3 @@ def test_contact_reader_trains_loads_and_adds_the_contact_term(tiny_play, tiny_w
                                                          ).read_text()
     assert model.contact_reader.read(torch.zeros(1, 64, 64, 3, dtype=torch.uint8)).shape == (1, 3)
     assert run(cfg, tmp_path / "mpc")["episodes"] == 1
-    # the term: weight x |imagined gripper - contact point|
-    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
-    z, goal = torch.randn(4, 8), torch.randn(4, 8)
-    term = ObjectiveConfig(latent_weight=0.0, contact_weight=2.0)
-    with pytest.raises(ValueError, match="contact_weight > 0 needs the contact point"):
-        LatentObjective(term, predictor, z=z, proprio=torch.zeros(4), goal=goal)
-    objective = LatentObjective(term, predictor, z=z, proprio=torch.zeros(4), goal=goal,
-                                contact=torch.tensor([0.3, 0.0, 0.0]))
-    proprio = torch.tensor([[[0.0, 0.4, 0.0, 0.0]]])  # 0.5 m from the contact point
-    assert objective.distances(z[None, None], proprio).item() == pytest.approx(1.0)
