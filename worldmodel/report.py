@@ -386,7 +386,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "wide_reader_button", "wide_reader_button_1000",
                           "wide_scratch_reader_button", "wide_scratch_reader_button_1000",
                           "wide_blocked_button", "wide_blocked_button_1000",
-                          "wide_reach_button", "button_128x3", "button_32x6", "contact_wm",
+                          "wide_reach_button", "button_128x3", "button_32x6", "button_mppi", "contact_wm",
                           "wide_reader_subgoals")},
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
