@@ -59,9 +59,6 @@ class TrainACConfig:
     proprio_weight: float = 0.5  # weight of the proprio L1 (standardised units)
     blocked_weight: float = 1.0  # sampling weight of windows in which something blocks the
     # gripper (see blocked_steps); 1 samples windows uniformly
-    motion_weight: float = 0.0  # token loss per patch x (1 + this x the patch's true change
-    # from the frame before, over the window's mean change): weights the arm and moved
-    # objects over the static scene; 0: every patch alike
     lr: float = 5e-4  # peak learning rate (AdamW)
     min_lr: float = 1e-5  # final learning rate of the cosine schedule
     warmup_steps: int = 100  # linear warm-up
@@ -86,8 +83,6 @@ class TrainACConfig:
             raise ValueError(f"{self.loss=} must be 'l1' or 'l2'")
         if self.export_only and not self.export_dir:
             raise ValueError("export_only=true needs export_dir=...")
-        if self.motion_weight < 0:
-            raise ValueError(f"{self.motion_weight=} must be >= 0")
         if self.blocked_weight <= 0:
             raise ValueError(f"{self.blocked_weight=} must be > 0")
         if self.steps < 1 or self.batch_size < 1:
@@ -100,11 +95,9 @@ cs.store(name="train_ac_schema", node=TrainACConfig)
 
 def ac_loss(model: ACPredictor, z: torch.Tensor, actions: torch.Tensor,
             proprio: torch.Tensor, *, rollout_passes: int, proprio_weight: float,
-            loss: str = "l2", motion_weight: float = 0.0):
+            loss: str = "l2"):
     """Teacher forcing + rollout loss on a window. z: (B, T, P, D) features of frames
     0..T-1; actions: (B, T - 1, A); proprio: (B, T, S). Returns (loss, metrics).
-    `motion_weight` > 0 weights each target patch by 1 + motion_weight x its true change
-    from the frame before (mean squared over channels) over the batch's mean change.
 
     Why L2 by default: between frames only the few patches showing the arm or an object
     change; L1's gradient has the same size on every element, so the many static patches'
@@ -112,16 +105,11 @@ def ac_loss(model: ACPredictor, z: torch.Tensor, actions: torch.Tensor,
     learned nothing beyond copying the last frame (measured: error on the 10 % most
     changing patches 0.4025 vs copy-last 0.4028). L2 weights errors by their size."""
     inputs_z, inputs_s = z[:, :-1], proprio[:, :-1]
-    weight = 1.0
-    if motion_weight > 0:
-        change = (z[:, 1:] - z[:, :-1]).square().mean(-1, keepdim=True)  # (B, T-1, P, 1)
-        weight = 1 + motion_weight * change / change.mean().clamp_min(1e-8)
-        weight = weight / weight.mean()  # the loss keeps its scale
     metrics, total = {}, 0.0
     for k in range(rollout_passes):
         pred_z, pred_s = model(inputs_z, actions, inputs_s)  # frames 1..T-1
         error = pred_z - z[:, 1:]
-        token_loss = ((error.square() if loss == "l2" else error.abs()) * weight).mean()
+        token_loss = (error.square() if loss == "l2" else error.abs()).mean()
         proprio_loss = ((pred_s - proprio[:, 1:]).abs() / model.proprio_std).mean()
         total = total + token_loss + proprio_weight * proprio_loss
         name = "tf" if k == 0 else f"rollout{k}"
@@ -328,8 +316,7 @@ def train(cfg: TrainACConfig) -> dict:
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 loss, metrics = ac_loss(model, z, actions, proprio,
                                         rollout_passes=cfg.rollout_passes,
-                                        proprio_weight=cfg.proprio_weight, loss=cfg.loss,
-                                        motion_weight=cfg.motion_weight)
+                                        proprio_weight=cfg.proprio_weight, loss=cfg.loss)
             loss.backward()
         if counter is not None:
             flops_per_window = counter.get_total_flops() / cfg.batch_size
