@@ -14,7 +14,7 @@ success reported too). Methods, all run in the same invocation by default:
 - `oracle`: the same planner and budget with the true simulator as its model and the
   distance to the goal state (task variable + gripper) as its energy: the planner's
   ceiling, so a gap to it is the world model's fault (`oracle_contact_weight=w` adds
-  w x |gripper - task object| to its energy, a diagnostic contact-first energy);
+  w x |gripper - task contact point| to its energy, a diagnostic contact-first energy);
 - `random`: uniform random actions;
 - `sim_latent` (a diagnostic, not run by default): the oracle's true simulator as the model
   but the world model's goal-image energy on rendered frames. Against `world_model` it
@@ -90,8 +90,8 @@ class EvaluateConfig(MPCConfig):
     verbose: bool = False  # a line per planning step (only with workers=1)
     video_scale: int = 2
     report_only: bool = False  # write the report from the episodes on record, run none
-    # oracle only, a diagnostic: add this x |gripper - task object| (m) to its energy, a
-    # contact-first energy (does the planner solve the tasks when contact is rewarded?)
+    # oracle only, a diagnostic: add this x |gripper - task contact point| (m) to its energy,
+    # a contact-first energy (does the planner solve the tasks when contact is rewarded?)
     oracle_contact_weight: float = 0.0
 
     def __post_init__(self):
@@ -155,7 +155,8 @@ class SimulatorObjective:
     """Energies of action sequences rolled out in the true simulation from `start`: the
     distance (m) of the state [task goal variable, gripper proprio] after the last model
     step (or the mean over model steps) to the goal state, plus `contact_weight` x the
-    gripper's distance to the task's object (a contact-first energy; 0: none)."""
+    gripper's distance to the task's contact point (`Task.contact_point`; a contact-first
+    energy; 0: none)."""
 
     def __init__(self, env, start, goal: np.ndarray, *, action_repeat: int, frameskip: int,
                  weighting: str, latent: LatentEnergy | None = None,
