@@ -52,14 +52,9 @@ def prepare_image(image: np.ndarray, size: int) -> torch.Tensor:
     return tensor
 
 
-def read_goal_proprio(model: PretrainedWorldModel, image: np.ndarray) -> torch.Tensor | None:
-    """The proprio (S,) the world model's proprio reader reads off an image; None without a
-    reader."""
-    return read_image(model.reader, image)
-
-
 def read_image(reader: ProprioReader | None, image: np.ndarray) -> torch.Tensor | None:
-    """What `reader` (a proprio or contact reader) reads off one image; None without one."""
+    """What `reader` reads off one image: the proprio (S,) for the proprio reader, the
+    contact point (3,) for the contact reader; None without a reader."""
     if reader is None:
         return None
     return reader.read(prepare_image(image, reader.cfg.image_size)[None])[0]
@@ -122,7 +117,7 @@ class LatentMPCAgent:
     def _set_goal(self, index: int) -> None:
         self.goal_index, self._plans_on_goal = index, 0
         self.goal = self.encode(self._goals[index])
-        self.goal_proprio = read_goal_proprio(self.model, self._goals[index])
+        self.goal_proprio = read_image(self.model.reader, self._goals[index])
         self.planner.reset()
 
     def _next_goal_due(self, proprio: torch.Tensor) -> bool:

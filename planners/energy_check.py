@@ -39,7 +39,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 import envs
-from planners.agent import ENV_ACTION_DIM, prepare_image, read_goal_proprio
+from planners.agent import ENV_ACTION_DIM, prepare_image, read_image
 from planners.mpc import MPCConfig, make_env
 from planners.objective import LatentObjective
 from worldmodel.pretrain import git_revision
@@ -157,7 +157,7 @@ def check_task(cfg: EnergyCheckConfig, model, task: str) -> dict:
         obs, info = env.reset(seed=seed)
         goal = model.encode(prepare_image(info["goal_pixels"],
                                           model.config.image_size)[None, None])[0, 0]
-        goal_proprio = read_goal_proprio(model, info["goal_pixels"])
+        goal_proprio = read_image(model.reader, info["goal_pixels"])
         rng = np.random.default_rng(seed)
         policy = envs.expert(env, noise=cfg.expert_noise, seed=seed)
         for _ in range(int(rng.integers(0, budget // 2))):  # a state along the task

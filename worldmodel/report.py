@@ -403,11 +403,14 @@ TABLES = {"probe": probe_table, "attention": attention_table,
               r, "Contact point error of the contact reader", "reports/contact_reader.json")}
 
 
+# tables made of several reports, reports/NAME_*.json
+MULTI_REPORT_TABLES = ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check",
+                       "contact_approach")
+
+
 def load_report(name: str) -> dict | None:
-    """reports/NAME.json, or for `ac_conditioning`, `oracle_budget`, `oracle_contact`,
-    `energy_check` and `contact_approach` every reports/NAME_*.json."""
-    if name in ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check",
-                "contact_approach"):
+    """reports/NAME.json, or for the `MULTI_REPORT_TABLES` every reports/NAME_*.json."""
+    if name in MULTI_REPORT_TABLES:
         paths = sorted(REPORTS.glob(f"{name}_*.json"))
         return {p.stem.removeprefix(f"{name}_"): json.loads(p.read_text())
                 for p in paths} or None
