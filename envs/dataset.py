@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+import envs
+
 MANIFEST = "manifest.json"
 _PER_FRAME = ("proprio", "actions", "object_pose", "distance", "success")
 
@@ -143,6 +145,13 @@ class EpisodeDataset:
         out["actions"] = out["actions"][:-1]
         return out
 
+    def contact_points(self, ref: EpisodeRef, rows: slice) -> np.ndarray:
+        """float32 (n, 3): the task's contact point (`envs.task.Task.contact_point`) at `rows`
+        of episode `ref`, from the recorded object state. That is simulator state: whatever
+        is trained on it is reported as a separate variant."""
+        pose = np.asarray(self.arrays(ref.shard)["object_pose"][rows], dtype=np.float32)
+        return envs.task_class(ref.meta["task"])().contact_point(pose)
+
     def split(self, val_fraction: float = 0.1,
               seed: int = 0) -> tuple[EpisodeDataset, EpisodeDataset]:
         """A random split of this subset into train and held-out episodes."""
@@ -194,9 +203,18 @@ class ActionWindows(VideoClips):
     """Map-style dataset of windows for action-conditioned training: item -> dict with
     `frames` uint8 (T, H, W, 3), `proprio` float32 (T, 4), `actions` float32
     (T - 1, frameskip * 4): the control actions between consecutive frames, grouped, as
-    DINO-WM and JEPA-WMs group `frameskip` control steps into one model step."""
+    DINO-WM and JEPA-WMs group `frameskip` control steps into one model step.
+
+    With `object_state=True` the `proprio` of each frame is followed by the task's contact
+    point (T, 7), from the recorded object state (`EpisodeDataset.contact_points`)."""
 
     frames_key = "frames"  # the name of the per-frame observation in an item
+
+    def __init__(self, dataset: EpisodeDataset, num_frames: int, *, frameskip: int = 1,
+                 stride: int = 1, camera: str = "pixels", object_state: bool = False):
+        super().__init__(dataset, num_frames, frameskip=frameskip, stride=stride,
+                         camera=camera)
+        self.object_state = object_state
 
     def _frames(self, ref: EpisodeRef, first: int, last: int) -> np.ndarray:
         """The observations of rows first..last (inclusive), `frameskip` apart."""
@@ -204,12 +222,16 @@ class ActionWindows(VideoClips):
                                                                       self.frameskip])
 
     def motion(self, i: int) -> dict[str, np.ndarray]:
-        """Window `i` without its observations: `proprio` (T, 4) and `actions`
-        (T - 1, frameskip * 4)."""
+        """Window `i` without its observations: `proprio` (T, 4, or 7 with the object
+        state) and `actions` (T - 1, frameskip * 4)."""
         ref, rows = self._rows(i)
         arrays = self.dataset.arrays(ref.shard)
         first, last = int(rows[0]), int(rows[-1])
-        return {"proprio": np.asarray(arrays["proprio"][first:last + 1:self.frameskip]),
+        frames = slice(first, last + 1, self.frameskip)
+        proprio = np.asarray(arrays["proprio"][frames])
+        if self.object_state:
+            proprio = np.concatenate([proprio, self.dataset.contact_points(ref, frames)], -1)
+        return {"proprio": proprio,
                 "actions": np.asarray(arrays["actions"][first:last]).reshape(
                     self.num_frames - 1, self.frameskip * 4)}
 

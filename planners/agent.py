@@ -93,11 +93,17 @@ class LatentMPCAgent:
                              "world model with load_pretrained(..., contact_reader=True) from "
                              "a directory with contact_reader.safetensors (python -m "
                              "worldmodel.train_reader target=contact export_dir=...)")
+        if self.predictor.object_state and model.contact_reader is None:
+            raise ValueError("this predictor imagines the object state (its contact point), "
+                             "which the agent reads from each image with a contact reader: "
+                             "load the world model with load_pretrained(..., "
+                             "contact_reader=True)")
         if subgoal_reach <= 0:
             raise ValueError(f"{subgoal_reach=} must be > 0 (metres)")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
         self.goal: torch.Tensor | None = None
         self.goal_proprio: torch.Tensor | None = None
+        self.goal_contact: torch.Tensor | None = None
         self.goal_index = 0  # which of the episode's goals (sub-goals first) is planned to
 
     def encode(self, image: np.ndarray) -> torch.Tensor:
@@ -118,6 +124,7 @@ class LatentMPCAgent:
         self.goal_index, self._plans_on_goal = index, 0
         self.goal = self.encode(self._goals[index])
         self.goal_proprio = read_image(self.model.reader, self._goals[index])
+        self.goal_contact = read_image(self.model.contact_reader, self._goals[index])
         self.planner.reset()
 
     def _next_goal_due(self, proprio: torch.Tensor) -> bool:
@@ -137,6 +144,9 @@ class LatentMPCAgent:
         start = time.perf_counter()
         z = self.encode(obs["pixels"])
         proprio = torch.as_tensor(obs["proprio"], dtype=torch.float32)
+        contact = read_image(self.model.contact_reader, obs["pixels"])
+        if self.predictor.object_state:  # the state the predictor imagines: proprio + object
+            proprio = torch.cat([proprio, contact])
         if self._next_goal_due(proprio):
             self._set_goal(self.goal_index + 1)
         self._plans_on_goal += 1
@@ -147,9 +157,8 @@ class LatentMPCAgent:
         objective = LatentObjective(self.objective_cfg, self.predictor, z=z, proprio=proprio,
                                     goal=self.goal, history=history,
                                     action_repeat=self.action_repeat,
-                                    goal_proprio=self.goal_proprio,
-                                    contact=read_image(self.model.contact_reader,
-                                                       obs["pixels"]))
+                                    goal_proprio=self.goal_proprio, contact=contact,
+                                    goal_contact=self.goal_contact)
         result = self.planner.plan(objective, generator)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
         imagined = objective.imagine(result.actions[None])[0]  # (H, P, D)

@@ -53,7 +53,7 @@ from tqdm import tqdm
 import envs
 from envs.video import write_video
 from planners.agent import ENV_ACTION_DIM, prepare_image
-from planners.mpc import MPCConfig, build_agent, check_camera, run_episode
+from planners.mpc import MPCConfig, build_agent, check_camera, needs_contact_reader, run_episode
 from planners.sampling import SamplingPlanner, make_planner
 from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
@@ -245,9 +245,7 @@ def _agent(method: str, task: str, env):
     key = (method, task if method in ("oracle", "sim_latent") else None)
     if key not in _WORKER:
         if method in MODEL_METHODS:
-            agent = build_agent(cfg, load_pretrained(
-                cfg.weights(method), predictor=True, reader=cfg.objective.proprio_weight > 0,
-                contact_reader=cfg.objective.contact_weight > 0))
+            agent = build_agent(cfg, weights_dir=cfg.weights(method))
             check_camera(agent.model, cfg.env.cameras)
         else:
             frameskip = _frameskip(cfg)
@@ -336,11 +334,12 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
             objective = dataclasses.asdict(cfg.objective)
             # fields at their defaults are left out, so records from before they existed match
             for key, default in (("scales", [1]), ("latent_weight", 1.0),
-                                 ("proprio_weight", 0.0), ("contact_weight", 0.0)):
+                                 ("proprio_weight", 0.0), ("contact_weight", 0.0),
+                                 ("object_weight", 0.0)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]
             names = ("encoder", PREDICTOR, *[READER] * (cfg.objective.proprio_weight > 0),
-                     *[CONTACT_READER] * (cfg.objective.contact_weight > 0))
+                     *[CONTACT_READER] * needs_contact_reader(cfg.objective, weights))
             parts |= {"objective": objective, "history": cfg.history,
                       "weights": [_digest(weights / f"{name}.safetensors") for name in names]}
             if cfg.subgoals:

@@ -34,6 +34,7 @@ from planners.agent import ENV_ACTION_DIM, LatentMPCAgent
 from planners.objective import ObjectiveConfig
 from planners.plots import heatmap, plot_energies
 from planners.sampling import PLANNERS, make_planner
+from worldmodel.ac_predictor import ROBOT_PROPRIO_DIM
 from worldmodel.report import describe_energy, save_json
 from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained, read_card
 
@@ -76,12 +77,22 @@ for _name, (_config, _) in PLANNERS.items():
     cs.store(group="planner", name=f"{_name}_schema", node=_config)
 
 
-def build_agent(cfg: MPCConfig, model=None) -> LatentMPCAgent:
-    """The MPC agent `cfg` describes, on the shipped (or given) world model."""
+def needs_contact_reader(objective: ObjectiveConfig, weights_dir: str) -> bool:
+    """Whether planning needs the world model's contact reader: for a contact or object term,
+    or for a predictor that imagines the object state (read from each image)."""
+    card = read_card(weights_dir, PREDICTOR)
+    return (objective.contact_weight > 0 or objective.object_weight > 0
+            or card["dims"]["proprio_dim"] > ROBOT_PROPRIO_DIM)
+
+
+def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> LatentMPCAgent:
+    """The MPC agent `cfg` describes, on the given world model or the one in `weights_dir`
+    (default `cfg.weights_dir`)."""
     if model is None:
-        model = load_pretrained(cfg.weights_dir, predictor=True,
+        weights_dir = weights_dir or cfg.weights_dir
+        model = load_pretrained(weights_dir, predictor=True,
                                 reader=cfg.objective.proprio_weight > 0,
-                                contact_reader=cfg.objective.contact_weight > 0)
+                                contact_reader=needs_contact_reader(cfg.objective, weights_dir))
     model = model.to(cfg.device)
     frameskip = model.predictor.cfg.frameskip
     dims = ENV_ACTION_DIM if cfg.action_repeat else ENV_ACTION_DIM * frameskip

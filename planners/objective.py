@@ -16,7 +16,11 @@ A contact-first term (`contact_weight` > 0) adds the distance in metres from the
 gripper to the point where it engages the task object, read from the *current* camera image
 by a contact reader (`worldmodel.train_reader target=contact`). That reader was trained
 with the play data's recorded object state as labels, so planning with it is a separately
-reported variant (README, "A contact-first term from images").
+reported variant (README, "A contact-first term from images"). With a predictor that also
+imagines the contact point (`train_ac object_state=true`, the same kind of labels), the term
+uses the imagined contact point of each step instead, and an object term (`object_weight` >
+0) adds the distance from the imagined contact point to the goal's, read from the goal image
+by the contact reader: the object is asked to go where the goal image shows it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ class ObjectiveConfig:
     # weight of |imagined gripper position - the task's contact point read from the current
     # image| (metres); 0: off. > 0 needs a contact reader beside the predictor
     contact_weight: float = 0.0
+    # weight of |imagined contact point - the goal's contact point read from the goal image|
+    # (metres); 0: off. > 0 needs a predictor with the object state and a contact reader
+    object_weight: float = 0.0
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -52,9 +59,11 @@ class ObjectiveConfig:
             raise ValueError(f"{self.weighting=} must be 'last' or 'uniform'")
         if not self.scales or any(s < 1 for s in self.scales):
             raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
-        if min(self.latent_weight, self.proprio_weight, self.contact_weight) < 0:
-            raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=} and "
-                             f"{self.contact_weight=} must be >= 0")
+        weights = (self.latent_weight, self.proprio_weight, self.contact_weight,
+                   self.object_weight)
+        if min(weights) < 0:
+            raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=}, "
+                             f"{self.contact_weight=} and {self.object_weight=} must be >= 0")
 
 
 class LatentObjective:
@@ -69,20 +78,28 @@ class LatentObjective:
                  z: torch.Tensor, proprio: torch.Tensor, goal: torch.Tensor,
                  history: dict | None = None, action_repeat: int = 1,
                  goal_proprio: torch.Tensor | None = None,
-                 contact: torch.Tensor | None = None):
+                 contact: torch.Tensor | None = None,
+                 goal_contact: torch.Tensor | None = None):
         """z: (P, D) current tokens; proprio: (S,); goal: (P, D) goal image tokens;
         history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)};
         goal_proprio: (S,) the goal's proprio as read from the goal image (needed when
         cfg.proprio_weight > 0); contact: (3,) the task's contact point as read from the
-        current image (needed when cfg.contact_weight > 0)."""
+        current image (needed when cfg.contact_weight > 0 and the predictor does not
+        imagine it); goal_contact: (3,) the goal's, read from the goal image (needed when
+        cfg.object_weight > 0)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
         if cfg.proprio_weight > 0 and goal_proprio is None:
             raise ValueError("objective.proprio_weight > 0 needs the goal's proprio, read "
                              "from the goal image by a proprio reader")
-        if cfg.contact_weight > 0 and contact is None:
+        if cfg.contact_weight > 0 and contact is None and not predictor.object_state:
             raise ValueError("objective.contact_weight > 0 needs the contact point, read "
                              "from the current image by a contact reader")
+        if cfg.object_weight > 0 and not (predictor.object_state and goal_contact is not None):
+            raise ValueError("objective.object_weight > 0 needs a predictor that imagines the "
+                             "object state (python -m worldmodel.train_ac object_state=true) "
+                             "and the goal's contact point, read from the goal image by a "
+                             "contact reader")
         self.cfg, self.predictor, self.action_repeat = cfg, predictor, action_repeat
         if history is None:
             empty = z.new_zeros((1, 0))
@@ -93,7 +110,7 @@ class LatentObjective:
             self.cache = predictor.context(history["z"][None], history["actions"][None],
                                            history["proprio"][None])
         self.z, self.proprio, self.goal = z[None], proprio[None], goal
-        self.goal_proprio, self.contact = goal_proprio, contact
+        self.goal_proprio, self.contact, self.goal_contact = goal_proprio, contact, goal_contact
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat)."""
@@ -117,9 +134,15 @@ class LatentObjective:
         if self.cfg.proprio_weight > 0:
             gripper = (proprio[..., :3] - self.goal_proprio[:3].to(proprio)).norm(dim=-1)
             energy = energy + self.cfg.proprio_weight * gripper
+        # the contact point: imagined at every step, or as read from the current image
+        contact = (proprio[..., 4:7] if self.predictor.object_state
+                   else None if self.contact is None else self.contact.to(proprio))
         if self.cfg.contact_weight > 0:
-            reach = (proprio[..., :3] - self.contact.to(proprio)).norm(dim=-1)
+            reach = (proprio[..., :3] - contact).norm(dim=-1)
             energy = energy + self.cfg.contact_weight * reach
+        if self.cfg.object_weight > 0:
+            placed = (contact - self.goal_contact.to(proprio)).norm(dim=-1)
+            energy = energy + self.cfg.object_weight * placed
         return energy
 
     def per_step(self, actions: torch.Tensor) -> torch.Tensor:

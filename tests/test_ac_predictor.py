@@ -78,6 +78,26 @@ def test_untrained_predictor_predicts_no_change():
     torch.testing.assert_close(pred_s, proprio)
 
 
+def test_object_state_loss_is_the_squared_error_in_cm():
+    """With the object state, ac_loss adds object_weight x the squared error (cm^2) of the
+    imagined contact point; the robot's proprio keeps its L1 over its own 4 dims."""
+    from worldmodel.train_ac import ac_loss
+
+    model = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=16, feature_dim=24,
+                        proprio_dim=7)
+    z = torch.nn.functional.layer_norm(torch.randn(1, 3, 16, 24), (24,)).expand(2, -1, -1, -1)
+    actions, state = torch.randn(2, 2, 16), torch.zeros(2, 3, 7)
+    state[1, 1:, 4] = 0.03  # the second window's object moves 3 cm in x after frame 0
+    args = dict(rollout_passes=1, proprio_weight=1.0)
+    _, plain = ac_loss(model, z, actions, state, object_weight=0.0, **args)
+    loss, metrics = ac_loss(model, z, actions, state, object_weight=0.5, **args)
+    # an untrained predictor imagines nothing moving: 9 cm^2 in 1 of the 4 predicted steps
+    # (teacher forced, the second window's frame 1 -> 2 step starts at the moved object)
+    assert metrics["tf_object"].item() == pytest.approx(2.25, rel=1e-5)
+    assert loss.item() == pytest.approx(plain["tf_loss"].item() + 0.5 * 2.25, rel=1e-4)
+    assert metrics["tf_proprio"].item() == 0.0
+
+
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match="conditioning"):
         ACConfig(conditioning="film")

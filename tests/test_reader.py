@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import TINY_PREDICTOR, compose_config
 
 import planners.mpc  # noqa: F401  (registers the mpc config schemas)
 from planners.mpc import build_agent, run
@@ -113,4 +113,60 @@ def test_contact_reader_trains_loads_and_adds_the_contact_term(tiny_play, tiny_w
     assert model.reader is None and "contact reader" in (weights / "contact_reader.json"
                                                          ).read_text()
     assert model.contact_reader.read(torch.zeros(1, 64, 64, 3, dtype=torch.uint8)).shape == (1, 3)
+    assert run(cfg, tmp_path / "mpc")["episodes"] == 1
+
+
+def test_object_term_and_imagined_contact_point():
+    """With a predictor that imagines the object state (proprio[4:7] = the contact point),
+    the contact term uses the imagined point and the object term its distance to the goal's."""
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
+                            proprio_dim=7)
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    assert predictor.object_state and not plain.object_state
+    z, goal = torch.randn(4, 8), torch.randn(4, 8)
+    cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=2.0, object_weight=3.0)
+    goal_contact = torch.tensor([0.3, 0.4, 1.0])
+    for model, args in ((plain, {"contact": goal_contact}), (predictor, {})):
+        with pytest.raises(ValueError, match="object_weight > 0 needs a predictor"):
+            LatentObjective(cfg, model, z=z, proprio=torch.zeros(7), goal=goal, **args)
+    objective = LatentObjective(cfg, predictor, z=z, proprio=torch.zeros(7), goal=goal,
+                                goal_contact=goal_contact)
+    state = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.3, 0.4, 0.0])[None, None]  # contact 0.5 m away
+    energy = objective.distances(z[None, None], state)  # 2 x 0.5 + 3 x 1.0
+    assert energy.item() == pytest.approx(4.0)
+
+
+def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):
+    """train_ac object_state=true: windows carry the contact point after the proprio, the
+    exported predictor imagines it (reported against copy-last), and planning with it reads
+    the contact point from each image (a contact reader is required)."""
+    import numpy as np
+
+    import envs
+    from envs.dataset import ActionWindows, EpisodeDataset
+    from worldmodel.train_ac import train as train_ac
+
+    data = EpisodeDataset(tiny_play)
+    windows = ActionWindows(data, 3, frameskip=2, object_state=True)
+    ref, rows = windows._rows(5)
+    pose = data.arrays(ref.shard)["object_pose"][rows]
+    offset = envs.task_class(ref.meta["task"])().contact_offset
+    np.testing.assert_allclose(windows[5]["proprio"][:, 4:], pose[:, :3] + offset, atol=1e-6)
+    assert windows[5]["proprio"].shape == (3, 7)
+
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_world_model, weights)
+    evaluation = train_ac(compose_config(
+        "train_ac", f"data_dir={tiny_play}", f"encoder_dir={weights}", "object_state=true",
+        f"out_dir={tmp_path / 'ac'}", "steps=2", f"export_dir={weights}", *TINY_PREDICTOR))
+    moved = evaluation["object_state"]["moved"]
+    assert len(moved["predictor_median_cm"]) == len(evaluation["horizon"])
+    cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=push",
+                         "max_steps=4", "planner.num_samples=8", "planner.iterations=1",
+                         "video=false", "objective.object_weight=1.0")
+    with pytest.raises(ValueError, match="imagines the object state"):
+        build_agent(cfg, load_pretrained(weights, predictor=True))
+    train(compose_config("train_reader", "target=contact", f"data_dir={tiny_play}",
+                         f"out_dir={tmp_path / 'reader'}", f"export_dir={weights}",
+                         "steps=1", *TINY_READER))
     assert run(cfg, tmp_path / "mpc")["episodes"] == 1

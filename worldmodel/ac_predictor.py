@@ -26,6 +26,7 @@ from worldmodel.config import DictConfig
 from worldmodel.transformer import Attention, sincos_1d, sincos_2d
 
 CONDITIONINGS = ("adaln", "tokens")
+ROBOT_PROPRIO_DIM = 4  # gripper xyz and finger gap
 
 
 @dataclass
@@ -156,6 +157,13 @@ class ACPredictor(nn.Module):
             if block.modulation is not None:
                 nn.init.zeros_(block.modulation[1].weight)
                 nn.init.zeros_(block.modulation[1].bias)
+
+    @property
+    def object_state(self) -> bool:
+        """Whether the state after the robot's proprio holds the task's contact point (xyz),
+        which the predictor then imagines too (`train_ac object_state=true`, a variant
+        trained on recorded object state)."""
+        return self.proprio_dim == ROBOT_PROPRIO_DIM + 3
 
     @property
     def extra_tokens(self) -> int:

@@ -124,8 +124,9 @@ class FeatureWindows(ActionWindows):
     frames_key = "features"
 
     def __init__(self, dataset: EpisodeDataset, features_dir: str | Path, num_frames: int,
-                 *, frameskip: int = 1, stride: int = 1):
-        super().__init__(dataset, num_frames, frameskip=frameskip, stride=stride)
+                 *, frameskip: int = 1, stride: int = 1, object_state: bool = False):
+        super().__init__(dataset, num_frames, frameskip=frameskip, stride=stride,
+                         object_state=object_state)
         self.features_dir = Path(features_dir)
         self._features: dict[int, np.ndarray] = {}
 

@@ -71,6 +71,8 @@ def prediction_table(report: dict, source: str = "reports/ac_prediction.json") -
               f"({report['wall_time_s'] / 60:.0f} min); from `{source}`."]
     if "gripper_one_step" in report:
         lines += ["", gripper_summary(report["gripper_one_step"])]
+    if "object_state" in report:
+        lines += ["", object_state_summary(report["object_state"])]
     return "\n".join(lines)
 
 
@@ -86,6 +88,18 @@ def gripper_summary(g: dict) -> str:
     return (f"Imagined gripper one model step ahead, error median / mean, of {g['windows']} "
             f"held-out windows: {part('free')}; {part('blocked')}. Blocked: moved less than "
             f"{100 * g['blocked_below']:.0f} % of the free motion its actions command.")
+
+
+def object_state_summary(o: dict) -> str:
+    """One sentence on `train_ac.object_summary`: the imagined contact point vs copy-last."""
+    def part(name):
+        r = o[name]
+        return ", ".join(f"h{h + 1} {p:.2f} vs {c:.2f} cm ({n})" if n else f"h{h + 1} -"
+                         for h, (p, c, n) in enumerate(zip(
+                             r["predictor_median_cm"], r["copy_last_median_cm"], r["windows"])))
+    return (f"Imagined contact point, median error, predictor vs copy-last (windows): all "
+            f"{part('all')}; where the object moved more than {o['moved_above_cm']:g} cm: "
+            f"{part('moved')}.")
 
 
 def conditioning_table(reports: dict) -> str:
@@ -129,9 +143,16 @@ def describe_energy(cfg: dict) -> str:
         energy = (f"{objective['latent_weight']:g} x {energy} + "
                   f"{objective['proprio_weight']:g} x |imagined gripper - goal gripper read "
                   "by the proprio reader| (m)")
+    # an object term needs a predictor that imagines the contact point (the object state),
+    # and the contact term then uses the imagined point too
+    imagined = objective.get("object_weight", 0) > 0
     if objective.get("contact_weight", 0) > 0:
-        energy += (f" + {objective['contact_weight']:g} x |imagined gripper - contact point "
-                   "read from the current image by the contact reader| (m)")
+        energy += (f" + {objective['contact_weight']:g} x |imagined gripper - " + (
+            "imagined contact point| (m)" if imagined else
+            "contact point read from the current image by the contact reader| (m)"))
+    if imagined:
+        energy += (f" + {objective['object_weight']:g} x |imagined contact point - goal "
+                   "contact point read by the contact reader| (m)")
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy

@@ -30,7 +30,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-import envs
 from envs.dataset import EpisodeDataset
 from worldmodel.checkpoint import load_checkpoint, resume, save_training
 from worldmodel.hardware import pick_device
@@ -95,8 +94,7 @@ def load_frames(data: EpisodeDataset, stride: int, target: str = "proprio"
         rows = slice(ref.start, ref.start + ref.frames, stride)
         pixels.append(np.asarray(arrays["pixels"][rows]))
         if target == "contact":
-            pose = np.asarray(arrays["object_pose"][rows], dtype=np.float32)
-            labels.append(envs.task_class(ref.meta["task"])().contact_point(pose))
+            labels.append(data.contact_points(ref, rows))
         else:
             labels.append(np.asarray(arrays["proprio"][rows], dtype=np.float32))
         tasks.append(np.full(len(pixels[-1]), ref.meta["task"]))
