@@ -268,10 +268,11 @@ def rl_example_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def oracle_runs_table(reports: dict, key, label, header: str, name: str) -> str:
-    """The oracle (true simulator, state energy) in several runs of `python -m
-    planners.evaluate methods=[oracle]`, one row each, sorted by `key(config)` and named by
-    `label(config)` in the column `header`; `name`: the reports' file prefix."""
+def runs_table(reports: dict, key, label, header: str, name: str,
+               method: str = "oracle") -> str:
+    """One method (by default the oracle: true simulator, state energy) in several runs of
+    `python -m planners.evaluate methods=[method]`, one row each, sorted by `key(config)`
+    and named by `label(config)` in the column `header`; `name`: the reports' file prefix."""
     runs = sorted((r for report in reports.values() for r in report["ranges"].values()),
                   key=lambda r: (r["seeds"][0], key(r["config"])))
     tasks = list(dict.fromkeys(t for r in runs for t in r["results"]))
@@ -280,15 +281,15 @@ def oracle_runs_table(reports: dict, key, label, header: str, name: str) -> str:
              + " | median planning ms/step |",
              "|---" * (len(tasks) + 2 + (len(ranges) > 1)) + "|"]
     for run in runs:
-        oracle = [run["results"][t]["oracle"] for t in tasks]
-        ms = sorted(r["median_plan_ms"] for r in oracle)[len(oracle) // 2]
+        results = [run["results"][t][method] for t in tasks]
+        ms = sorted(r["median_plan_ms"] for r in results)[len(results) // 2]
         lines.append(f"| {label(run['config'])} | "
                      + (f"{run['range']} | " if len(ranges) > 1 else "")
-                     + " | ".join(_rate(r) for r in oracle) + f" | {ms:.0f} |")
+                     + " | ".join(_rate(r) for r in results) + f" | {ms:.0f} |")
     machines = [f"{r['workers']} workers x {r['threads_per_worker']} thread(s)" for r in runs]
     where = machines[0] if len(set(machines)) == 1 else "rows run on " + ", ".join(machines)
     seeds = f"seeds {ranges[0]}, " if len(ranges) == 1 else ""
-    lines += ["", f"`python -m planners.evaluate methods=[oracle]`, {seeds}success at the "
+    lines += ["", f"`python -m planners.evaluate methods=[{method}]`, {seeds}success at the "
               f"final step [Wilson 95 % interval]; {where}; from `reports/{name}_*.json`."]
     return "\n".join(lines)
 
@@ -298,7 +299,7 @@ def planner_budget_table(reports: dict) -> str:
     def key(cfg):
         return cfg["planner"]["num_samples"] * cfg["planner"]["iterations"], cfg["planner"][
             "horizon"]
-    return oracle_runs_table(
+    return runs_table(
         reports, key, lambda c: (f"{c['planner']['num_samples']} x "
                                  f"{c['planner']['iterations']}, {c['planner']['horizon']}"),
         "samples x iterations, horizon", "oracle_budget")
@@ -308,10 +309,20 @@ def oracle_contact_table(reports: dict) -> str:
     """The oracle with its state energy alone and with a contact-first term."""
     def weight(cfg):
         return cfg.get("oracle_contact_weight", 0.0)
-    return oracle_runs_table(
+    return runs_table(
         reports, weight, lambda c: (f"+ {weight(c):g} x &#124;gripper − contact point&#124;"
                                     if weight(c) else "goal state distance"),
         "oracle energy", "oracle_contact")
+
+
+def object_wm_table(reports: dict) -> str:
+    """The world model with an object-state predictor, per object term weight."""
+    def weight(cfg):
+        return cfg["objective"].get("object_weight", 0.0)
+    return runs_table(
+        reports, weight, lambda c: (f"{weight(c):g} x object + "
+                                    f"{c['objective'].get('contact_weight', 0.0):g} x contact"),
+        "energy: shipped +", "object_wm", method="world_model")
 
 
 def contact_approach_table(reports: dict) -> str:
@@ -415,9 +426,9 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained",
                           "ac_prediction_wide_finetuned", "ac_prediction_wide_scratch_finetuned",
                           "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked",
-                          "ac_prediction_wide_reach")},
+                          "ac_prediction_wide_reach", "ac_prediction_wide_object")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
-          "contact_approach": contact_approach_table,
+          "contact_approach": contact_approach_table, "object_wm": object_wm_table,
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
@@ -426,7 +437,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
 
 # tables made of several reports, reports/NAME_*.json
 MULTI_REPORT_TABLES = ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check",
-                       "contact_approach")
+                       "contact_approach", "object_wm")
 
 
 def load_report(name: str) -> dict | None:

@@ -6,9 +6,14 @@
 
 Play data of all four tasks together, no rewards and no task labels. The encoder's features
 of every frame are computed once and cached beside the data (`worldmodel.features`).
-Loss (V-JEPA 2-AC): L1 teacher forcing on every step of a T-frame window, plus a rollout
-loss: the window is run again with the predicted frames fed back in place of the observed
-ones (`rollout_passes - 1` times), so the model learns to continue its own predictions.
+Loss (V-JEPA 2-AC's, L2 by default: see `ac_loss`): teacher forcing on every step of a
+T-frame window, plus a rollout loss: the window is run again with the predicted frames fed
+back in place of the observed ones (`rollout_passes - 1` times), so the model learns to
+continue its own predictions.
+
+`object_state=true` (a separately reported variant) appends the task's contact point,
+from the recorded object state, to every frame's proprio: the predictor then imagines where
+the object goes, trained with a squared error in cm (`object_weight`).
 
 Resumable like pretraining: atomic checkpoints every `checkpoint_every` steps, and the
 batch of step k depends only on `seed` and k. At the end, prediction error against
