@@ -324,14 +324,14 @@ def build(cfg: TrainACConfig, device: torch.device):
                         proprio_dim=ROBOT_PROPRIO_DIM + 3 * state).to(device)
     proprio = np.concatenate([train_set.arrays(s)["proprio"]
                               for s in sorted({r.shard for r in train_set.refs})])
-    if state:  # the same rows, shard by shard in episode order
-        refs = sorted(train_set.refs, key=lambda r: (r.shard, r.start))
-        proprio = np.concatenate([
-            np.concatenate([train_set.arrays(r.shard)["proprio"][r.start:r.start + r.frames],
-                            train_set.contact_points(r, slice(r.start, r.start + r.frames))],
-                           -1) for r in refs])
-    model.proprio_mean.copy_(torch.from_numpy(proprio.mean(0)))
-    model.proprio_std.copy_(torch.from_numpy(proprio.std(0) + 1e-3))
+    mean, std = proprio.mean(0), proprio.std(0)
+    if state:  # the object state's statistics, over the training episodes
+        contact = np.concatenate([train_set.contact_points(r, slice(r.start, r.start + r.frames))
+                                  for r in train_set.refs])
+        mean, std = (np.concatenate([a, b]) for a, b in ((mean, contact.mean(0)),
+                                                         (std, contact.std(0))))
+    model.proprio_mean.copy_(torch.from_numpy(mean))
+    model.proprio_std.copy_(torch.from_numpy(std + 1e-3))
     return encoder, train_windows, val_windows, model
 
 
