@@ -73,6 +73,9 @@ class MPCConfig:
 
 cs = ConfigStore.instance()
 cs.store(name="mpc_schema", node=MPCConfig)
+# ${pretrained:NAME} in a config: the shipped weights folder worldmodel/pretrained/NAME
+OmegaConf.register_new_resolver("pretrained", lambda name: str(PRETRAINED_DIR / name),
+                                replace=True)
 for _name, (_config, _) in PLANNERS.items():
     cs.store(group="planner", name=f"{_name}_schema", node=_config)
 

@@ -2,6 +2,7 @@
 input is answered."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +43,21 @@ def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
     for weights in (PRETRAINED_DIR, PRETRAINED_DIR / "scratch"):  # evaluate's two world models
         model = load_pretrained(weights, predictor=True, reader=True)
         assert model.camera == "wide" and model.reader is not None
+
+
+def test_the_object_variant_plans_with_its_shipped_weights(tmp_path):
+    """planning=object: the separately reported variant's weights (worldmodel/pretrained/
+    object: the shipped encoder and proprio reader, a predictor that imagines the contact
+    point, a contact reader) and energy, whatever the working directory."""
+    cfg = compose_config("mpc", "planning=object", "env=drawer", "max_steps=8",
+                         "planner.num_samples=8", "planner.iterations=1", "video=false",
+                         "verbose=false")
+    assert Path(cfg.weights_dir) == PRETRAINED_DIR / "object"
+    assert cfg.objective.object_weight > 0 and cfg.objective.contact_weight > 0
+    assert run(cfg, tmp_path)["episodes"] == 1
+    model = load_pretrained(cfg.weights_dir, predictor=True, reader=True, contact_reader=True)
+    assert model.predictor.object_state and model.camera == "wide"
+    assert model.card == load_pretrained().card  # the shipped encoder
 
 
 def test_a_world_model_only_plans_from_the_camera_it_was_trained_on(tiny_world_model, tmp_path):

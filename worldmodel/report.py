@@ -182,6 +182,17 @@ def planner_speed_table(report: dict) -> str:
 SEED_TARGETS = {"push": 87, "pick_place": 73, "drawer": 81, "button": 79}  # the seed's table, %
 
 
+def _weights_name(path: str) -> str | None:
+    """How a report names a run's weights folder: None for the shipped default, from
+    `worldmodel/pretrained` on for the other shipped ones (the same on every machine), else
+    as given."""
+    parts = Path(path).parts
+    for i in range(len(parts) - 1):
+        if parts[i:i + 2] == ("worldmodel", "pretrained"):
+            return "/".join(parts[i:]) if len(parts) > i + 2 else None
+    return path
+
+
 def _rate(r: dict | None) -> str:
     if r is None:
         return "–"
@@ -218,9 +229,9 @@ def zero_shot_table(report: dict, detail: bool = False,
             energy += (f"; {cfg['subgoals']} sub-goal images of the scripted expert's way to "
                        f"the goal first (next after their share of the budget or within "
                        f"{100 * cfg['subgoal_reach']:g} cm of the read sub-goal gripper)")
+        weights = _weights_name(cfg["weights_dir"])
         setup = (f"; {_camera(cfg)} camera" if _camera(cfg) != "front" else "") + (
-            f"; weights `{cfg['weights_dir']}`"
-            if Path(cfg["weights_dir"]).parts[-2:] != ("worldmodel", "pretrained") else "")
+            f"; weights `{weights}`" if weights else "")
         lines += ["", f"{counts}; {p['name']} {p['num_samples']} samples x "
                   f"{p['iterations']} iterations, horizon {p['horizon']}, "
                   f"{energy}{setup}; {run['workers']} workers x "
@@ -269,10 +280,11 @@ def rl_example_table(report: dict) -> str:
 
 
 def runs_table(reports: dict, key, label, header: str, name: str,
-               method: str = "oracle") -> str:
+               method: str = "oracle", cell=_rate, note: str = "") -> str:
     """One method (by default the oracle: true simulator, state energy) in several runs of
     `python -m planners.evaluate methods=[method]`, one row each, sorted by `key(config)`
-    and named by `label(config)` in the column `header`; `name`: the reports' file prefix."""
+    and named by `label(config)` in the column `header`; `name`: the reports' file prefix;
+    `cell(result)`: a task's entry; `note`: appended to the caption's description of it."""
     runs = sorted((r for report in reports.values() for r in report["ranges"].values()),
                   key=lambda r: (r["seeds"][0], key(r["config"])))
     tasks = list(dict.fromkeys(t for r in runs for t in r["results"]))
@@ -285,12 +297,12 @@ def runs_table(reports: dict, key, label, header: str, name: str,
         ms = sorted(r["median_plan_ms"] for r in results)[len(results) // 2]
         lines.append(f"| {label(run['config'])} | "
                      + (f"{run['range']} | " if len(ranges) > 1 else "")
-                     + " | ".join(_rate(r) for r in results) + f" | {ms:.0f} |")
+                     + " | ".join(cell(r) for r in results) + f" | {ms:.0f} |")
     machines = [f"{r['workers']} workers x {r['threads_per_worker']} thread(s)" for r in runs]
     where = machines[0] if len(set(machines)) == 1 else "rows run on " + ", ".join(machines)
     seeds = f"seeds {ranges[0]}, " if len(ranges) == 1 else ""
     lines += ["", f"`python -m planners.evaluate methods=[{method}]`, {seeds}success at the "
-              f"final step [Wilson 95 % interval]; {where}; from `reports/{name}_*.json`."]
+              f"final step [Wilson 95 % interval]{note}; {where}; from `reports/{name}_*.json`."]
     return "\n".join(lines)
 
 
@@ -323,6 +335,21 @@ def object_wm_table(reports: dict) -> str:
         reports, weight, lambda c: (f"{weight(c):g} x object + "
                                     f"{c['objective'].get('contact_weight', 0.0):g} x contact"),
         "energy: shipped +", "object_wm", method="world_model")
+
+
+def object_hold_table(reports: dict) -> str:
+    """The object-state variant with the energy's terms that pull the gripper on after the
+    object arrived changed: success at the final step and at any step."""
+    def label(cfg):
+        o = cfg["objective"]
+        return (f"{o.get('latent_weight', 1.0):g} x tokens, {o.get('proprio_weight', 0.0):g} x "
+                f"goal gripper, '{o['weighting']}'")
+
+    def key(cfg):
+        return -cfg["objective"].get("proprio_weight", 0.0), cfg["objective"]["weighting"]
+    return runs_table(reports, key, label, "energy", "object_hold", method="world_model",
+                      cell=lambda r: f"{_rate(r)} ({100 * r['any_success_rate']:.0f} %)",
+                      note=" (at any step)")
 
 
 def contact_approach_table(reports: dict) -> str:
@@ -429,6 +456,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "ac_prediction_wide_reach", "ac_prediction_wide_object")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "contact_approach": contact_approach_table, "object_wm": object_wm_table,
+          "object_hold": object_hold_table,
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
@@ -437,7 +465,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
 
 # tables made of several reports, reports/NAME_*.json
 MULTI_REPORT_TABLES = ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check",
-                       "contact_approach", "object_wm")
+                       "contact_approach", "object_wm", "object_hold")
 
 
 def load_report(name: str) -> dict | None:
