@@ -83,16 +83,19 @@ class LatentMPCAgent:
         if history > 1 and execute != 1:
             raise ValueError(f"{history=} > 1 needs execute=1: the context holds the frames "
                              "observed one model step apart")
-        if objective.proprio_weight > 0 and model.reader is None:
-            raise ValueError("objective.proprio_weight > 0 needs a proprio reader: load the "
-                             "world model with load_pretrained(..., reader=True) from a "
-                             "directory with reader.safetensors (python -m "
+        if max(objective.proprio_weight, objective.hold_proprio_weight) > 0 and (
+                model.reader is None):
+            raise ValueError("objective.proprio_weight or hold_proprio_weight > 0 needs a "
+                             "proprio reader: load the world model with load_pretrained(..., "
+                             "reader=True) from a directory with reader.safetensors (python -m "
                              "worldmodel.train_reader export_dir=...)")
-        if objective.contact_weight > 0 and model.contact_reader is None:
-            raise ValueError("objective.contact_weight > 0 needs a contact reader: load the "
-                             "world model with load_pretrained(..., contact_reader=True) from "
-                             "a directory with contact_reader.safetensors (python -m "
-                             "worldmodel.train_reader target=contact export_dir=...)")
+        if max(objective.contact_weight, objective.hold_radius) > 0 and (
+                model.contact_reader is None):
+            raise ValueError("objective.contact_weight > 0 or hold_radius > 0 needs a "
+                             "contact reader: load the world model with load_pretrained(..., "
+                             "contact_reader=True) from a directory with contact_reader."
+                             "safetensors (python -m worldmodel.train_reader target=contact "
+                             "export_dir=...)")
         if self.predictor.object_state and model.contact_reader is None:
             raise ValueError("this predictor imagines the object state (its contact point), "
                              "which the agent reads from each image with a contact reader: "

@@ -21,6 +21,13 @@ imagines the contact point (`train_ac object_state=true`, the same kind of label
 uses the imagined contact point of each step instead, and an object term (`object_weight` >
 0) adds the distance from the imagined contact point to the goal's, read from the goal image
 by the contact reader: the object is asked to go where the goal image shows it.
+`approach_slope` > 0 lifts the contact term's target above the contact point while the
+gripper is beside it (a cone: min(slope x horizontal distance, approach_height)), so the
+gripper comes down onto the point instead of running into the object's side (a drawer's
+handle bar blocked a straight approach at 5 cm from the hook in most drawer failures).
+`hold_radius` > 0 switches a 'last' energy to 'uniform' once the contact point read from the
+current image is within that radius of the goal's: reach with the last step, then hold;
+while holding, the goal-gripper term takes the weight `hold_proprio_weight`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import repeat
 
 from worldmodel.ac_predictor import ACPredictor
@@ -51,6 +59,19 @@ class ObjectiveConfig:
     # weight of |imagined contact point - the goal's contact point read from the goal image|
     # (metres); 0: off. > 0 needs a predictor with the object state and a contact reader
     object_weight: float = 0.0
+    # approach from above: the contact term's target is lifted by min(approach_slope x the
+    # horizontal distance to the contact point, approach_height) (a cone standing on the
+    # contact point), so the gripper comes down onto it rather than into the object's side;
+    # 0: off (the contact point itself)
+    approach_slope: float = 0.0
+    approach_height: float = 0.06  # m, the lift's cap
+    # hold: once the contact point read from the current image is within hold_radius (m)
+    # of the goal's, score every imagined step ('uniform') whatever `weighting` says, so a
+    # reached goal is kept rather than passed through; 0: off. > 0 needs a contact reader
+    hold_radius: float = 0.0
+    # the goal-gripper term's weight while holding (instead of proprio_weight): the gripper
+    # is asked to stay where the goal image shows it only once the object is there
+    hold_proprio_weight: float = 0.0
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -60,10 +81,13 @@ class ObjectiveConfig:
         if not self.scales or any(s < 1 for s in self.scales):
             raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
         weights = (self.latent_weight, self.proprio_weight, self.contact_weight,
-                   self.object_weight)
+                   self.object_weight, self.approach_slope, self.approach_height,
+                   self.hold_radius, self.hold_proprio_weight)
         if min(weights) < 0:
             raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=}, "
-                             f"{self.contact_weight=} and {self.object_weight=} must be >= 0")
+                             f"{self.contact_weight=}, {self.object_weight=}, "
+                             f"{self.approach_slope=}, {self.approach_height=}, "
+                             f"{self.hold_radius=} and {self.hold_proprio_weight=} must be >= 0")
 
 
 class LatentObjective:
@@ -89,9 +113,9 @@ class LatentObjective:
         cfg.object_weight > 0)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
-        if cfg.proprio_weight > 0 and goal_proprio is None:
-            raise ValueError("objective.proprio_weight > 0 needs the goal's proprio, read "
-                             "from the goal image by a proprio reader")
+        if max(cfg.proprio_weight, cfg.hold_proprio_weight) > 0 and goal_proprio is None:
+            raise ValueError("objective.proprio_weight or hold_proprio_weight > 0 needs the "
+                             "goal's proprio, read from the goal image by a proprio reader")
         if cfg.contact_weight > 0 and contact is None and not predictor.object_state:
             raise ValueError("objective.contact_weight > 0 needs the contact point, read "
                              "from the current image by a contact reader")
@@ -100,6 +124,9 @@ class LatentObjective:
                              "object state (python -m worldmodel.train_ac object_state=true) "
                              "and the goal's contact point, read from the goal image by a "
                              "contact reader")
+        if cfg.hold_radius > 0 and (contact is None or goal_contact is None):
+            raise ValueError("objective.hold_radius > 0 needs the contact points of the "
+                             "current and the goal image, read by a contact reader")
         self.cfg, self.predictor, self.action_repeat = cfg, predictor, action_repeat
         if history is None:
             empty = z.new_zeros((1, 0))
@@ -111,6 +138,9 @@ class LatentObjective:
                                            history["proprio"][None])
         self.z, self.proprio, self.goal = z[None], proprio[None], goal
         self.goal_proprio, self.contact, self.goal_contact = goal_proprio, contact, goal_contact
+        # the goal looks reached: hold it (score the whole imagined path)
+        self.holding = cfg.hold_radius > 0 and float(
+            (contact - goal_contact).norm()) < cfg.hold_radius
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat)."""
@@ -131,14 +161,20 @@ class LatentObjective:
         """Distance to the goal (N, H) of imagined tokens (N, H, P, D) and proprio (N, H, S)."""
         energy = self.cfg.latent_weight * token_distance(z, self.goal, self.cfg.distance,
                                                          self.cfg.scales)
-        if self.cfg.proprio_weight > 0:
+        proprio_weight = self.cfg.hold_proprio_weight if self.holding else self.cfg.proprio_weight
+        if proprio_weight > 0:
             gripper = (proprio[..., :3] - self.goal_proprio[:3].to(proprio)).norm(dim=-1)
-            energy = energy + self.cfg.proprio_weight * gripper
+            energy = energy + proprio_weight * gripper
         # the contact point: imagined at every step, or as read from the current image
         contact = (proprio[..., 4:7] if self.predictor.object_state
                    else None if self.contact is None else self.contact.to(proprio))
         if self.cfg.contact_weight > 0:
-            reach = (proprio[..., :3] - contact).norm(dim=-1)
+            target = contact
+            if self.cfg.approach_slope > 0:  # lifted until the gripper is above the point
+                aside = (proprio[..., :2] - contact[..., :2]).norm(dim=-1, keepdim=True)
+                lift = (self.cfg.approach_slope * aside).clamp(max=self.cfg.approach_height)
+                target = contact + F.pad(lift, (2, 0))
+            reach = (proprio[..., :3] - target).norm(dim=-1)
             energy = energy + self.cfg.contact_weight * reach
         if self.cfg.object_weight > 0:
             placed = (contact - self.goal_contact.to(proprio)).norm(dim=-1)
@@ -152,4 +188,6 @@ class LatentObjective:
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         """Energies (N,) of planned actions (N, H, A)."""
         distances = self.per_step(actions)
-        return distances[:, -1] if self.cfg.weighting == "last" else distances.mean(dim=1)
+        if self.cfg.weighting == "last" and not self.holding:
+            return distances[:, -1]
+        return distances.mean(dim=1)

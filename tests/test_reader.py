@@ -136,6 +136,65 @@ def test_object_term_and_imagined_contact_point():
     assert energy.item() == pytest.approx(4.0)
 
 
+def test_approach_from_above_lifts_the_contact_target_beside_the_point():
+    """approach_slope > 0: the contact term's target stands min(slope x horizontal distance,
+    approach_height) above the contact point, so a gripper beside the point at its height
+    scores worse than one above it, and the point itself still scores 0."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z = torch.randn(4, 8)
+    contact = torch.tensor([0.1, 0.2, 0.05])
+
+    def reach(gripper, **cone):
+        cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=1.0, **cone)
+        objective = LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
+                                    contact=contact)
+        state = torch.tensor([*gripper, 0.0])[None, None]
+        return objective.distances(z[None, None], state).item()
+
+    beside, above = (0.13, 0.2, 0.05), (0.13, 0.2, 0.11)  # 3 cm aside, level / 6 cm up
+    assert reach(beside) == pytest.approx(0.03) and reach(above) > reach(beside)
+    cone = {"approach_slope": 2.0, "approach_height": 0.06}
+    # the target stands 6 cm above the point: 3 cm from `above`, 6.7 cm from `beside`
+    assert reach(above, **cone) == pytest.approx(0.03)
+    assert reach(beside, **cone) == pytest.approx((0.03 ** 2 + 0.06 ** 2) ** 0.5)
+    assert reach(tuple(contact.tolist()), **cone) == pytest.approx(0.0, abs=1e-6)
+    far = (0.4, 0.2, 0.05)  # 30 cm aside: the lift is capped at 6 cm
+    assert reach(far, **cone) == pytest.approx((0.3 ** 2 + 0.06 ** 2) ** 0.5)
+    with pytest.raises(ValueError, match="approach_slope"):
+        ObjectiveConfig(approach_slope=-1.0)
+
+
+def test_hold_scores_the_whole_path_and_the_goal_gripper_once_the_goal_is_reached():
+    """hold_radius > 0: a 'last' energy turns 'uniform' (and the goal-gripper term takes
+    hold_proprio_weight) only when the contact point read now is within the radius of the
+    goal's; before that, only the last imagined step counts and without the gripper term."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z = torch.randn(4, 8)
+    goal_contact, goal_proprio = torch.tensor([0.1, 0.2, 0.0]), torch.tensor([0.5, 0.2, 0.0, 0])
+    cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=1.0, hold_radius=0.02,
+                          hold_proprio_weight=2.0)
+    with pytest.raises(ValueError, match="hold_radius > 0 needs"):
+        LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z, contact=goal_contact,
+                        goal_proprio=goal_proprio)
+
+    def energy(contact):
+        objective = LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
+                                    contact=contact, goal_contact=goal_contact,
+                                    goal_proprio=goal_proprio)
+        # imagine LatentObjective.rollout: the gripper 4 cm from the contact point, then on it
+        grippers = torch.stack([contact + torch.tensor([0.04, 0, 0]), contact])
+        proprio = torch.cat([grippers, torch.zeros(2, 1)], dim=1)[None]
+        objective.rollout = lambda actions: (z[None, None].expand(1, 2, 4, 8), proprio)
+        return objective.holding, objective(torch.zeros(1, 2, 4)).item()
+
+    assert energy(torch.tensor([0.1, 0.3, 0.0])) == (False, pytest.approx(0.0))  # last step
+    held, value = energy(torch.tensor([0.1, 0.21, 0.0]))  # held: the mean of both steps
+    to_goal_gripper = [(torch.tensor(g) - goal_proprio[:3]).norm().item()
+                       for g in ([0.14, 0.21, 0.0], [0.1, 0.21, 0.0])]
+    expected = (0.04 + 2 * to_goal_gripper[0] + 0.0 + 2 * to_goal_gripper[1]) / 2
+    assert held and value == pytest.approx(expected, rel=1e-5)
+
+
 def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):
     """train_ac object_state=true: windows carry the contact point after the proprio, the
     exported predictor imagines it (reported against copy-last), and planning with it reads

@@ -137,11 +137,17 @@ def make_batch(cfg: PretrainConfig, clips: VideoClips, step: int, micro: int, ra
 
 
 def git_revision() -> str:
+    """The checkout's short commit, with "+changes" when its code (envs, planners,
+    worldmodel, configs) differs from that commit: a result then ran on uncommitted code."""
+    root = Path(__file__).parents[1]
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                  text=True, cwd=root, check=True).stdout.strip()
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "envs", "planners",
+                                  "worldmodel", "configs"], cwd=root).returncode == 1
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return revision + ("+changes" if changed else "")
 
 
 def export(cfg: PretrainConfig, model: VJEPAModel, data: EpisodeDataset, train_episodes: int,

@@ -150,9 +150,20 @@ def describe_energy(cfg: dict) -> str:
         energy += (f" + {objective['contact_weight']:g} x |imagined gripper - " + (
             "imagined contact point| (m)" if imagined else
             "contact point read from the current image by the contact reader| (m)"))
+        if objective.get("approach_slope", 0) > 0:
+            energy += (f" approached from above (target lifted min({objective['approach_slope']:g}"
+                       f" x horizontal distance, {objective['approach_height']:g} m))")
     if imagined:
         energy += (f" + {objective['object_weight']:g} x |imagined contact point - goal "
                    "contact point read by the contact reader| (m)")
+    if objective.get("weighting", "last") == "uniform":
+        energy += ", averaged over the imagined steps"
+    elif objective.get("hold_radius", 0) > 0:
+        energy += (f", averaged over the imagined steps once the read contact point is within "
+                   f"{objective['hold_radius']:g} m of the goal's")
+        if objective.get("hold_proprio_weight", 0) > 0:
+            energy += (f", then with {objective['hold_proprio_weight']:g} x |imagined gripper - "
+                       "goal gripper read by the proprio reader| (m)")
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy
@@ -293,11 +304,12 @@ def runs_table(reports: dict, key, label, header: str, name: str,
              + " | median planning ms/step |",
              "|---" * (len(tasks) + 2 + (len(ranges) > 1)) + "|"]
     for run in runs:
-        results = [run["results"][t][method] for t in tasks]
-        ms = sorted(r["median_plan_ms"] for r in results)[len(results) // 2]
+        results = [run["results"].get(t, {}).get(method) for t in tasks]  # None: not run
+        ms = sorted(r["median_plan_ms"] for r in results if r)
         lines.append(f"| {label(run['config'])} | "
                      + (f"{run['range']} | " if len(ranges) > 1 else "")
-                     + " | ".join(cell(r) for r in results) + f" | {ms:.0f} |")
+                     + " | ".join(cell(r) if r else "–" for r in results)
+                     + f" | {ms[len(ms) // 2]:.0f} |")
     machines = [f"{r['workers']} workers x {r['threads_per_worker']} thread(s)" for r in runs]
     where = machines[0] if len(set(machines)) == 1 else "rows run on " + ", ".join(machines)
     seeds = f"seeds {ranges[0]}, " if len(ranges) == 1 else ""
@@ -342,11 +354,17 @@ def object_hold_table(reports: dict) -> str:
     object arrived changed: success at the final step and at any step."""
     def label(cfg):
         o = cfg["objective"]
+        approach, hold = o.get("approach_slope", 0.0), o.get("hold_radius", 0.0)
         return (f"{o.get('latent_weight', 1.0):g} x tokens, {o.get('proprio_weight', 0.0):g} x "
-                f"goal gripper, '{o['weighting']}'")
+                f"goal gripper, '{o['weighting']}'"
+                + (f", from above (slope {approach:g})" if approach else "")
+                + (f", hold within {100 * hold:g} cm with "
+                   f"{o.get('hold_proprio_weight', 0.0):g} x goal gripper" if hold else ""))
 
     def key(cfg):
-        return -cfg["objective"].get("proprio_weight", 0.0), cfg["objective"]["weighting"]
+        o = cfg["objective"]
+        return (-o.get("proprio_weight", 0.0), o["weighting"], o.get("approach_slope", 0.0),
+                o.get("hold_radius", 0.0), o.get("hold_proprio_weight", 0.0))
     return runs_table(reports, key, label, "energy", "object_hold", method="world_model",
                       cell=lambda r: f"{_rate(r)} ({100 * r['any_success_rate']:.0f} %)",
                       note=" (at any step)")
@@ -457,6 +475,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "contact_approach": contact_approach_table, "object_wm": object_wm_table,
           "object_hold": object_hold_table,
+          "object_reach_hold": lambda r: zero_shot_table(
+              r, detail=True, source="reports/object_reach_hold.json"),
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
