@@ -65,6 +65,11 @@ class ObjectiveConfig:
     # 0: off (the contact point itself)
     approach_slope: float = 0.0
     approach_height: float = 0.06  # m, the lift's cap
+    # score the contact term at every imagined step (its mean over the horizon) even where
+    # `weighting` scores only the last step: the gripper's way there, not only its end, is
+    # asked to keep to the approach (the predictor does not foresee collisions, so a plan
+    # that ends at the point may pass through the object on its way)
+    contact_every_step: bool = False
     # hold: once the contact point read from the current image is within hold_radius (m)
     # of the goal's, score every imagined step ('uniform') whatever `weighting` says, so a
     # reached goal is kept rather than passed through; 0: off. > 0 needs a contact reader
@@ -165,21 +170,31 @@ class LatentObjective:
         if proprio_weight > 0:
             gripper = (proprio[..., :3] - self.goal_proprio[:3].to(proprio)).norm(dim=-1)
             energy = energy + proprio_weight * gripper
-        # the contact point: imagined at every step, or as read from the current image
-        contact = (proprio[..., 4:7] if self.predictor.object_state
-                   else None if self.contact is None else self.contact.to(proprio))
         if self.cfg.contact_weight > 0:
-            target = contact
-            if self.cfg.approach_slope > 0:  # lifted until the gripper is above the point
-                aside = (proprio[..., :2] - contact[..., :2]).norm(dim=-1, keepdim=True)
-                lift = (self.cfg.approach_slope * aside).clamp(max=self.cfg.approach_height)
-                target = contact + F.pad(lift, (2, 0))
-            reach = (proprio[..., :3] - target).norm(dim=-1)
-            energy = energy + self.cfg.contact_weight * reach
+            energy = energy + self.cfg.contact_weight * self.reach(proprio)
         if self.cfg.object_weight > 0:
-            placed = (contact - self.goal_contact.to(proprio)).norm(dim=-1)
+            placed = (self.contact_point(proprio) - self.goal_contact.to(proprio)).norm(dim=-1)
             energy = energy + self.cfg.object_weight * placed
         return energy
+
+    def contact_point(self, proprio: torch.Tensor) -> torch.Tensor | None:
+        """The contact point (..., 3) of imagined states (..., S): imagined at every step,
+        or as read from the current image."""
+        if self.predictor.object_state:
+            return proprio[..., 4:7]
+        return None if self.contact is None else self.contact.to(proprio).expand(
+            *proprio.shape[:-1], 3)
+
+    def reach(self, proprio: torch.Tensor) -> torch.Tensor:
+        """The contact term's distance (m), (...,), from the imagined gripper to the contact
+        point, or to the point above it on the approach cone."""
+        contact = self.contact_point(proprio)
+        target = contact
+        if self.cfg.approach_slope > 0:  # lifted until the gripper is above the point
+            aside = (proprio[..., :2] - contact[..., :2]).norm(dim=-1, keepdim=True)
+            lift = (self.cfg.approach_slope * aside).clamp(max=self.cfg.approach_height)
+            target = contact + F.pad(lift, (2, 0))
+        return (proprio[..., :3] - target).norm(dim=-1)
 
     def per_step(self, actions: torch.Tensor) -> torch.Tensor:
         """Distance of each imagined step to the goal: (N, H)."""
@@ -187,7 +202,12 @@ class LatentObjective:
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         """Energies (N,) of planned actions (N, H, A)."""
-        distances = self.per_step(actions)
-        if self.cfg.weighting == "last" and not self.holding:
-            return distances[:, -1]
-        return distances.mean(dim=1)
+        z, proprio = self.rollout(actions)
+        distances = self.distances(z, proprio)
+        if self.cfg.weighting == "uniform" or self.holding:
+            return distances.mean(dim=1)
+        energy = distances[:, -1]
+        if self.cfg.contact_every_step and self.cfg.contact_weight > 0:
+            reach = self.reach(proprio)  # the last step's reach -> the mean over the steps
+            energy = energy + self.cfg.contact_weight * (reach.mean(dim=1) - reach[:, -1])
+        return energy

@@ -195,6 +195,26 @@ def test_hold_scores_the_whole_path_and_the_goal_gripper_once_the_goal_is_reache
     assert held and value == pytest.approx(expected, rel=1e-5)
 
 
+def test_contact_every_step_scores_the_way_to_the_point_not_only_its_end():
+    """contact_every_step: a 'last' energy takes the contact term's mean over the imagined
+    steps, so of two plans ending on the point the one whose way stays nearer it wins."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
+
+    def energy(way, every):
+        cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=2.0, contact_every_step=every)
+        objective = LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
+                                    contact=contact)
+        grippers = torch.stack([contact + torch.tensor([way, 0.0, 0.0]), contact])
+        proprio = torch.cat([grippers, torch.zeros(2, 1)], dim=1)[None]
+        objective.rollout = lambda actions: (z[None, None].expand(1, 2, 4, 8), proprio)
+        return objective(torch.zeros(1, 2, 4)).item()
+
+    assert energy(0.1, every=False) == energy(0.02, every=False) == pytest.approx(0.0)
+    assert energy(0.1, every=True) == pytest.approx(2 * 0.1 / 2)
+    assert energy(0.02, every=True) == pytest.approx(2 * 0.02 / 2)
+
+
 def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):
     """train_ac object_state=true: windows carry the contact point after the proprio, the
     exported predictor imagines it (reported against copy-last), and planning with it reads

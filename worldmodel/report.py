@@ -153,6 +153,8 @@ def describe_energy(cfg: dict) -> str:
         if objective.get("approach_slope", 0) > 0:
             energy += (f" approached from above (target lifted min({objective['approach_slope']:g}"
                        f" x horizontal distance, {objective['approach_height']:g} m))")
+        if objective.get("contact_every_step") and objective.get("weighting") == "last":
+            energy += " at every imagined step"
     if imagined:
         energy += (f" + {objective['object_weight']:g} x |imagined contact point - goal "
                    "contact point read by the contact reader| (m)")
@@ -358,13 +360,15 @@ def object_hold_table(reports: dict) -> str:
         return (f"{o.get('latent_weight', 1.0):g} x tokens, {o.get('proprio_weight', 0.0):g} x "
                 f"goal gripper, '{o['weighting']}'"
                 + (f", from above (slope {approach:g})" if approach else "")
+                + (", contact term at every step" if o.get("contact_every_step") else "")
                 + (f", hold within {100 * hold:g} cm with "
                    f"{o.get('hold_proprio_weight', 0.0):g} x goal gripper" if hold else ""))
 
     def key(cfg):
         o = cfg["objective"]
         return (-o.get("proprio_weight", 0.0), o["weighting"], o.get("approach_slope", 0.0),
-                o.get("hold_radius", 0.0), o.get("hold_proprio_weight", 0.0))
+                o.get("hold_radius", 0.0), o.get("hold_proprio_weight", 0.0),
+                o.get("contact_every_step", False))
     return runs_table(reports, key, label, "energy", "object_hold", method="world_model",
                       cell=lambda r: f"{_rate(r)} ({100 * r['any_success_rate']:.0f} %)",
                       note=" (at any step)")
@@ -475,8 +479,9 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "contact_approach": contact_approach_table, "object_wm": object_wm_table,
           "object_hold": object_hold_table,
-          "object_reach_hold": lambda r: zero_shot_table(
-              r, detail=True, source="reports/object_reach_hold.json"),
+          **{name: (lambda r, n=name: zero_shot_table(r, detail=True,
+                                                      source=f"reports/{n}.json"))
+             for name in ("object_reach_hold", "object_path")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
