@@ -83,15 +83,15 @@ class LatentMPCAgent:
         if history > 1 and execute != 1:
             raise ValueError(f"{history=} > 1 needs execute=1: the context holds the frames "
                              "observed one model step apart")
-        if max(objective.proprio_weight, objective.hold_proprio_weight) > 0 and (
-                model.reader is None):
-            raise ValueError("objective.proprio_weight or hold_proprio_weight > 0 needs a "
-                             "proprio reader: load the world model with load_pretrained(..., "
-                             "reader=True) from a directory with reader.safetensors (python -m "
-                             "worldmodel.train_reader export_dir=...)")
-        if max(objective.contact_weight, objective.hold_radius) > 0 and (
+        if objective.reads_goal_gripper and model.reader is None:
+            raise ValueError("objective.proprio_weight, hold_proprio_weight or open_radius > 0 "
+                             "needs a proprio reader: load the world model with "
+                             "load_pretrained(..., reader=True) from a directory with "
+                             "reader.safetensors (python -m worldmodel.train_reader "
+                             "export_dir=...)")
+        if max(objective.contact_weight, objective.hold_radius, objective.open_radius) > 0 and (
                 model.contact_reader is None):
-            raise ValueError("objective.contact_weight > 0 or hold_radius > 0 needs a "
+            raise ValueError("objective.contact_weight, hold_radius or open_radius > 0 needs a "
                              "contact reader: load the world model with load_pretrained(..., "
                              "contact_reader=True) from a directory with contact_reader."
                              "safetensors (python -m worldmodel.train_reader target=contact "

@@ -335,10 +335,12 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
             # fields at their defaults are left out, so records from before they existed match
             for key, default in (("scales", [1]), ("latent_weight", 1.0),
                                  ("proprio_weight", 0.0), ("contact_weight", 0.0),
-                                 ("object_weight", 0.0)):
+                                 ("object_weight", 0.0), ("open_radius", 0.0)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]
-            names = ("encoder", PREDICTOR, *[READER] * (cfg.objective.proprio_weight > 0),
+            # (the reader read for hold_proprio_weight is left out: records from before)
+            reader = max(cfg.objective.proprio_weight, cfg.objective.open_radius) > 0
+            names = ("encoder", PREDICTOR, *[READER] * reader,
                      *[CONTACT_READER] * needs_contact_reader(cfg.objective, weights))
             parts |= {"objective": objective, "history": cfg.history,
                       "weights": [_digest(weights / f"{name}.safetensors") for name in names]}

@@ -82,10 +82,10 @@ for _name, (_config, _) in PLANNERS.items():
 
 def needs_contact_reader(objective: ObjectiveConfig, weights_dir: str) -> bool:
     """Whether planning needs the world model's contact reader: for a contact or object term,
-    holding, or for a predictor that imagines the object state (read from each image)."""
+    holding, opening, or for a predictor that imagines the object state (read from each image)."""
     card = read_card(weights_dir, PREDICTOR)
     return (objective.contact_weight > 0 or objective.object_weight > 0
-            or objective.hold_radius > 0
+            or objective.hold_radius > 0 or objective.open_radius > 0
             or card["dims"]["proprio_dim"] > ROBOT_PROPRIO_DIM)
 
 
@@ -95,8 +95,7 @@ def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> L
     if model is None:
         weights_dir = weights_dir or cfg.weights_dir
         model = load_pretrained(weights_dir, predictor=True,
-                                reader=max(cfg.objective.proprio_weight,
-                                           cfg.objective.hold_proprio_weight) > 0,
+                                reader=cfg.objective.reads_goal_gripper,
                                 contact_reader=needs_contact_reader(cfg.objective, weights_dir))
     model = model.to(cfg.device)
     frameskip = model.predictor.cfg.frameskip

@@ -28,6 +28,12 @@ handle bar blocked a straight approach at 5 cm from the hook in most drawer fail
 `hold_radius` > 0 switches a 'last' energy to 'uniform' once the contact point read from the
 current image is within that radius of the goal's: reach with the last step, then hold;
 while holding, the goal-gripper term takes the weight `hold_proprio_weight`.
+`open_radius` > 0 keeps the fingers open (the grip action at -1, imagined and executed)
+while the gripper is farther than that from the contact point read from the current image,
+when the goal image shows the fingers around something (their gap read by the proprio
+reader wider than `OPEN_GAP`): closed fingers cannot come around a cube, they land on its top
+(3.5 cm above the centre in most pick-and-place failures); near the point the planner
+chooses the grip. Goals with closed fingers (pushing, pulling, pressing) are left alone.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from einops import repeat
 
 from worldmodel.ac_predictor import ACPredictor
 from worldmodel.features import token_distance
+
+OPEN_GAP = 0.01  # m, a goal gripper's finger gap above this holds something between them
 
 
 @dataclass
@@ -77,6 +85,11 @@ class ObjectiveConfig:
     # the goal-gripper term's weight while holding (instead of proprio_weight): the gripper
     # is asked to stay where the goal image shows it only once the object is there
     hold_proprio_weight: float = 0.0
+    # the grip action is held open (-1) while the gripper is farther than open_radius (m)
+    # from the contact point read from the current image, if the goal image shows the
+    # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
+    # a proprio reader
+    open_radius: float = 0.0
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -87,12 +100,18 @@ class ObjectiveConfig:
             raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
         weights = (self.latent_weight, self.proprio_weight, self.contact_weight,
                    self.object_weight, self.approach_slope, self.approach_height,
-                   self.hold_radius, self.hold_proprio_weight)
+                   self.hold_radius, self.hold_proprio_weight, self.open_radius)
         if min(weights) < 0:
             raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=}, "
                              f"{self.contact_weight=}, {self.object_weight=}, "
                              f"{self.approach_slope=}, {self.approach_height=}, "
-                             f"{self.hold_radius=} and {self.hold_proprio_weight=} must be >= 0")
+                             f"{self.hold_radius=}, {self.hold_proprio_weight=} and "
+                             f"{self.open_radius=} must be >= 0")
+
+    @property
+    def reads_goal_gripper(self) -> bool:
+        """Whether the energy needs the goal's gripper, read by a proprio reader."""
+        return max(self.proprio_weight, self.hold_proprio_weight, self.open_radius) > 0
 
 
 class LatentObjective:
@@ -118,9 +137,10 @@ class LatentObjective:
         cfg.object_weight > 0)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
-        if max(cfg.proprio_weight, cfg.hold_proprio_weight) > 0 and goal_proprio is None:
-            raise ValueError("objective.proprio_weight or hold_proprio_weight > 0 needs the "
-                             "goal's proprio, read from the goal image by a proprio reader")
+        if cfg.reads_goal_gripper and goal_proprio is None:
+            raise ValueError("objective.proprio_weight, hold_proprio_weight or open_radius > 0 "
+                             "needs the goal's proprio, read from the goal image by a proprio "
+                             "reader")
         if cfg.contact_weight > 0 and contact is None and not predictor.object_state:
             raise ValueError("objective.contact_weight > 0 needs the contact point, read "
                              "from the current image by a contact reader")
@@ -132,6 +152,9 @@ class LatentObjective:
         if cfg.hold_radius > 0 and (contact is None or goal_contact is None):
             raise ValueError("objective.hold_radius > 0 needs the contact points of the "
                              "current and the goal image, read by a contact reader")
+        if cfg.open_radius > 0 and contact is None:
+            raise ValueError("objective.open_radius > 0 needs the contact point, read from "
+                             "the current image by a contact reader")
         self.cfg, self.predictor, self.action_repeat = cfg, predictor, action_repeat
         if history is None:
             empty = z.new_zeros((1, 0))
@@ -146,10 +169,20 @@ class LatentObjective:
         # the goal looks reached: hold it (score the whole imagined path)
         self.holding = cfg.hold_radius > 0 and float(
             (contact - goal_contact).norm()) < cfg.hold_radius
+        # the goal shows the fingers around something and the gripper is still far from the
+        # object: keep the fingers open
+        self.opening = cfg.open_radius > 0 and float(goal_proprio[3]) > OPEN_GAP and float(
+            (proprio[:3] - contact.to(proprio)).norm()) > cfg.open_radius
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat)."""
-        return repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
+        """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
+        (every control action's last entry) open while `opening`."""
+        actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
+        if self.opening:
+            grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
+            grip[3::4] = True  # dx, dy, dz, grip per control step
+            actions = actions.masked_fill(grip, -1.0)
+        return actions
 
     @torch.no_grad()
     def rollout(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

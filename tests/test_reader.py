@@ -55,7 +55,7 @@ def test_train_reader_exports_a_loadable_reader_and_resumes(tiny_play, tiny_read
 
 @pytest.mark.parametrize("term, read, message", [
     ("proprio_weight", {"goal_proprio": torch.tensor([0.3, 0.4, 0.0, 0.5])},
-     "proprio_weight > 0 needs the goal's proprio"),
+     "open_radius > 0 needs the goal's proprio"),
     ("contact_weight", {"contact": torch.tensor([0.3, 0.4, 0.0])},
      "contact_weight > 0 needs the contact point"),
 ])
@@ -213,6 +213,38 @@ def test_contact_every_step_scores_the_way_to_the_point_not_only_its_end():
     assert energy(0.1, every=False) == energy(0.02, every=False) == pytest.approx(0.0)
     assert energy(0.1, every=True) == pytest.approx(2 * 0.1 / 2)
     assert energy(0.02, every=True) == pytest.approx(2 * 0.02 / 2)
+
+
+def test_open_radius_keeps_the_fingers_open_until_the_gripper_is_near_the_object():
+    """open_radius: where the goal image shows the fingers apart (around a cube) and the
+    gripper stands farther than the radius from the contact point read now, every control
+    step's grip is -1 in what is imagined and what is executed (the agent executes
+    `model_actions`); nearer, or towards a goal with closed fingers, the plan is kept."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1, frameskip=2), num_patches=4,
+                        feature_dim=8)
+    z, contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
+    cfg = ObjectiveConfig(open_radius=0.03)
+    holding_a_cube = torch.tensor([0.0, 0.0, 0.2, 0.04])  # the goal's gripper, gap 4 cm
+    with pytest.raises(ValueError, match="open_radius > 0 needs the contact point"):
+        LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
+                        goal_proprio=holding_a_cube)
+    actions = torch.full((1, 2, 4), 0.5)  # held for 2 control steps each
+
+    def planned(gripper, goal_proprio=holding_a_cube, config=cfg):
+        proprio = torch.cat([contact + torch.tensor(gripper), torch.zeros(1)])
+        objective = LatentObjective(config, plain, z=z, proprio=proprio, goal=z,
+                                    contact=contact, goal_proprio=goal_proprio,
+                                    action_repeat=2)
+        return objective.model_actions(actions).view(1, 2, 2, 4)
+
+    far = planned([0.0, 0.0, 0.05])
+    assert (far[..., 3] == -1).all() and (far[..., :3] == 0.5).all()
+    assert (planned([0.0, 0.02, 0.0]) == 0.5).all()
+    assert (planned([0.0, 0.0, 0.05], goal_proprio=torch.tensor([0.0, 0.0, 0.2, 0.002]))
+            == 0.5).all()  # the goal's fingers closed: pushing, pulling or pressing
+    assert (planned([0.0, 0.0, 0.05], config=ObjectiveConfig()) == 0.5).all()  # off
+    with pytest.raises(ValueError, match="open_radius"):
+        ObjectiveConfig(open_radius=-0.01)
 
 
 def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):

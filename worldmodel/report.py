@@ -166,6 +166,9 @@ def describe_energy(cfg: dict) -> str:
         if objective.get("hold_proprio_weight", 0) > 0:
             energy += (f", then with {objective['hold_proprio_weight']:g} x |imagined gripper - "
                        "goal gripper read by the proprio reader| (m)")
+    if objective.get("open_radius", 0) > 0:
+        energy += (f"; the grip held open while the gripper is farther than "
+                   f"{objective['open_radius']:g} m from the read contact point")
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy
