@@ -47,7 +47,7 @@ from einops import repeat
 from worldmodel.ac_predictor import ACPredictor
 from worldmodel.features import token_distance
 
-OPEN_GAP = 0.01  # m, a goal gripper's finger gap above this holds something between them
+OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something between them
 
 
 @dataclass
