@@ -54,9 +54,9 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     object_hold: the same with reaching from above and holding (the proprio reader is
     loaded for the goal-gripper term used only while holding); object_path: that with the
     contact term at every imagined step; object_path_free: that with no goal-gripper term
-    while holding (and so no proprio reader); object_grasp: that with the fingers kept open
-    on the way to a cube (the proprio reader reads whether the goal's fingers hold one),
-    run on pick-and-place."""
+    while holding (and so no proprio reader); object_grasp: object_path with the fingers
+    kept open on the way to a cube (the proprio reader reads whether the goal's fingers
+    hold one), run on pick-and-place."""
     env = "pick_place" if planning == "object_grasp" else "drawer"
     cfg = compose_config("mpc", f"planning={planning}", f"env={env}", "max_steps=8",
                          "planner.num_samples=8", "planner.iterations=1", "video=false",
@@ -67,7 +67,8 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert (cfg.objective.hold_radius > 0) == hold and (cfg.objective.proprio_weight == 0) == hold
     assert cfg.objective.contact_every_step == (planning not in ("object", "object_hold"))
     assert (cfg.objective.open_radius > 0) == (planning == "object_grasp")
-    assert (cfg.objective.hold_proprio_weight > 0) == (planning in ("object_hold", "object_path"))
+    assert (cfg.objective.hold_proprio_weight > 0) == (
+        planning in ("object_hold", "object_path", "object_grasp"))
     assert run(cfg, tmp_path)["episodes"] == 1
     model = load_pretrained(cfg.weights_dir, predictor=True, reader=True, contact_reader=True)
     assert model.predictor.object_state and model.camera == "wide"
