@@ -33,7 +33,8 @@ while the gripper is farther than that from the contact point read from the curr
 when the goal image shows the fingers around something (their gap read by the proprio
 reader wider than `OPEN_GAP`): closed fingers cannot come around a cube, they land on its top
 (3.5 cm above the centre in most pick-and-place failures); near the point the planner
-chooses the grip. Goals with closed fingers (pushing, pulling, pressing) are left alone.
+chooses the grip, or with `close_near` it is closed there. Goals with closed fingers
+(pushing, pulling, pressing) are left alone.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class ObjectiveConfig:
     # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
     # a proprio reader
     open_radius: float = 0.0
+    # with open_radius: the grip closed (+1) within the radius too, as the play data's
+    # grasping expert does, instead of left to the planner
+    close_near: bool = False
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -169,19 +173,21 @@ class LatentObjective:
         # the goal looks reached: hold it (score the whole imagined path)
         self.holding = cfg.hold_radius > 0 and float(
             (contact - goal_contact).norm()) < cfg.hold_radius
-        # the goal shows the fingers around something and the gripper is still far from the
-        # object: keep the fingers open
-        self.opening = cfg.open_radius > 0 and float(goal_proprio[3]) > OPEN_GAP and float(
-            (proprio[:3] - contact.to(proprio)).norm()) > cfg.open_radius
+        # the goal shows the fingers around something: keep them open while the gripper is
+        # far from the object (and closed near it with close_near); None: the plan's grip
+        self.grip = None
+        if cfg.open_radius > 0 and float(goal_proprio[3]) > OPEN_GAP:
+            far = float((proprio[:3] - contact.to(proprio)).norm()) > cfg.open_radius
+            self.grip = -1.0 if far else 1.0 if cfg.close_near else None
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
-        (every control action's last entry) open while `opening`."""
+        (every control action's last entry) set to `grip` where the objective sets it."""
         actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
-        if self.opening:
+        if self.grip is not None:
             grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
             grip[3::4] = True  # dx, dy, dz, grip per control step
-            actions = actions.masked_fill(grip, -1.0)
+            actions = actions.masked_fill(grip, self.grip)
         return actions
 
     @torch.no_grad()

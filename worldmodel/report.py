@@ -167,8 +167,11 @@ def describe_energy(cfg: dict) -> str:
             energy += (f", then with {objective['hold_proprio_weight']:g} x |imagined gripper - "
                        "goal gripper read by the proprio reader| (m)")
     if objective.get("open_radius", 0) > 0:
-        energy += (f"; the grip held open while the gripper is farther than "
+        energy += (f"; where the goal image shows the fingers apart, the grip held open while "
+                   f"the gripper is farther than "
                    f"{objective['open_radius']:g} m from the read contact point")
+        if objective.get("close_near"):
+            energy += " and closed nearer"
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy
