@@ -49,6 +49,7 @@ from worldmodel.ac_predictor import ACPredictor
 from worldmodel.features import token_distance
 
 OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something between them
+HELD_GAP = 0.06  # m, and below this (wide open: 7 cm; around a 4 cm cube: 4 cm)
 
 
 @dataclass
@@ -94,6 +95,11 @@ class ObjectiveConfig:
     # with open_radius: the grip closed (+1) within the radius too, as the play data's
     # grasping expert does, instead of left to the planner
     close_near: bool = False
+    # with open_radius: fingers whose own gap says they hold something (between OPEN_GAP
+    # and HELD_GAP) are kept closed, never opened (the goal shows the object held): a cube
+    # held in the air was read more than 2 cm from the gripper and forced open, or let go
+    # by the planner next to its goal
+    keep_held: bool = False
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -178,7 +184,8 @@ class LatentObjective:
         self.grip = None
         if cfg.open_radius > 0 and float(goal_proprio[3]) > OPEN_GAP:
             far = float((proprio[:3] - contact.to(proprio)).norm()) > cfg.open_radius
-            self.grip = -1.0 if far else 1.0 if cfg.close_near else None
+            held = cfg.keep_held and OPEN_GAP < float(proprio[3]) < HELD_GAP
+            self.grip = 1.0 if held else -1.0 if far else 1.0 if cfg.close_near else None
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip

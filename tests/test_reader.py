@@ -220,7 +220,7 @@ def test_open_radius_keeps_the_fingers_open_until_the_gripper_is_near_the_object
     gripper stands farther than the radius from the contact point read now, every control
     step's grip is -1 in what is imagined and what is executed (the agent executes
     `model_actions`); nearer, or towards a goal with closed fingers, the plan is kept
-    (close_near: nearer, the grip is +1)."""
+    (close_near: nearer, the grip is +1; keep_held: fingers holding something stay closed)."""
     plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1, frameskip=2), num_patches=4,
                         feature_dim=8)
     z, contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
@@ -231,8 +231,8 @@ def test_open_radius_keeps_the_fingers_open_until_the_gripper_is_near_the_object
                         goal_proprio=holding_a_cube)
     actions = torch.full((1, 2, 4), 0.5)  # held for 2 control steps each
 
-    def planned(gripper, goal_proprio=holding_a_cube, config=cfg):
-        proprio = torch.cat([contact + torch.tensor(gripper), torch.zeros(1)])
+    def planned(gripper, goal_proprio=holding_a_cube, config=cfg, gap=0.0):
+        proprio = torch.cat([contact + torch.tensor(gripper), torch.tensor([gap])])
         objective = LatentObjective(config, plain, z=z, proprio=proprio, goal=z,
                                     contact=contact, goal_proprio=goal_proprio,
                                     action_repeat=2)
@@ -246,6 +246,9 @@ def test_open_radius_keeps_the_fingers_open_until_the_gripper_is_near_the_object
     assert (planned([0.0, 0.0, 0.05], config=ObjectiveConfig()) == 0.5).all()  # off
     near = planned([0.0, 0.02, 0.0], config=ObjectiveConfig(open_radius=0.03, close_near=True))
     assert (near[..., 3] == 1).all() and (near[..., :3] == 0.5).all()
+    keep = ObjectiveConfig(open_radius=0.03, keep_held=True)  # fingers around a cube, read far
+    assert (planned([0.0, 0.0, 0.05], config=keep, gap=0.04)[..., 3] == 1).all()
+    assert (planned([0.0, 0.0, 0.05], config=keep, gap=0.07)[..., 3] == -1).all()  # wide open
     with pytest.raises(ValueError, match="open_radius"):
         ObjectiveConfig(open_radius=-0.01)
 

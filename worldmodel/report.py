@@ -172,6 +172,8 @@ def describe_energy(cfg: dict) -> str:
                    f"{objective['open_radius']:g} m from the read contact point")
         if objective.get("close_near"):
             energy += " and closed nearer"
+        if objective.get("keep_held"):
+            energy += ", and closed while the fingers hold something"
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy
