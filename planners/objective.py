@@ -33,8 +33,8 @@ while the gripper is farther than that from the contact point read from the curr
 when the goal image shows the fingers around something (their gap read by the proprio
 reader wider than `OPEN_GAP`): closed fingers cannot come around a cube, they land on its top
 (3.5 cm above the centre in most pick-and-place failures); near the point the planner
-chooses the grip, or with `close_near` it is closed there. Goals with closed fingers
-(pushing, pulling, pressing) are left alone.
+chooses the grip; with `keep_held`, fingers that hold something (their own gap) stay closed.
+Goals with closed fingers (pushing, pulling, pressing) are left alone.
 """
 
 from __future__ import annotations
@@ -92,9 +92,6 @@ class ObjectiveConfig:
     # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
     # a proprio reader
     open_radius: float = 0.0
-    # with open_radius: the grip closed (+1) within the radius too, as the play data's
-    # grasping expert does, instead of left to the planner
-    close_near: bool = False
     # with open_radius: fingers whose own gap says they hold something (between OPEN_GAP
     # and HELD_GAP) are kept closed, never opened (the goal shows the object held): a cube
     # held in the air was read more than 2 cm from the gripper and forced open, or let go
@@ -180,12 +177,12 @@ class LatentObjective:
         self.holding = cfg.hold_radius > 0 and float(
             (contact - goal_contact).norm()) < cfg.hold_radius
         # the goal shows the fingers around something: keep them open while the gripper is
-        # far from the object (and closed near it with close_near); None: the plan's grip
+        # far from the object, closed while they hold it (keep_held); None: the plan's grip
         self.grip = None
         if cfg.open_radius > 0 and float(goal_proprio[3]) > OPEN_GAP:
             far = float((proprio[:3] - contact.to(proprio)).norm()) > cfg.open_radius
             held = cfg.keep_held and OPEN_GAP < float(proprio[3]) < HELD_GAP
-            self.grip = 1.0 if held else -1.0 if far else 1.0 if cfg.close_near else None
+            self.grip = 1.0 if held else -1.0 if far else None
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip

@@ -220,7 +220,7 @@ def test_open_radius_keeps_the_fingers_open_until_the_gripper_is_near_the_object
     gripper stands farther than the radius from the contact point read now, every control
     step's grip is -1 in what is imagined and what is executed (the agent executes
     `model_actions`); nearer, or towards a goal with closed fingers, the plan is kept
-    (close_near: nearer, the grip is +1; keep_held: fingers holding something stay closed)."""
+    (keep_held: fingers holding something stay closed)."""
     plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1, frameskip=2), num_patches=4,
                         feature_dim=8)
     z, contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
@@ -244,8 +244,6 @@ def test_open_radius_keeps_the_fingers_open_until_the_gripper_is_near_the_object
     assert (planned([0.0, 0.0, 0.05], goal_proprio=torch.tensor([0.0, 0.0, 0.2, 0.002]))
             == 0.5).all()  # the goal's fingers closed: pushing, pulling or pressing
     assert (planned([0.0, 0.0, 0.05], config=ObjectiveConfig()) == 0.5).all()  # off
-    near = planned([0.0, 0.02, 0.0], config=ObjectiveConfig(open_radius=0.03, close_near=True))
-    assert (near[..., 3] == 1).all() and (near[..., :3] == 0.5).all()
     keep = ObjectiveConfig(open_radius=0.03, keep_held=True)  # fingers around a cube, read far
     assert (planned([0.0, 0.0, 0.05], config=keep, gap=0.04)[..., 3] == 1).all()
     assert (planned([0.0, 0.0, 0.05], config=keep, gap=0.07)[..., 3] == -1).all()  # wide open

@@ -170,8 +170,6 @@ def describe_energy(cfg: dict) -> str:
         energy += (f"; where the goal image shows the fingers apart, the grip held open while "
                    f"the gripper is farther than "
                    f"{objective['open_radius']:g} m from the read contact point")
-        if objective.get("close_near"):
-            energy += " and closed nearer"
         if objective.get("keep_held"):
             energy += ", and closed while the fingers hold something"
     if cfg.get("history", 1) > 1:
