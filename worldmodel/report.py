@@ -488,7 +488,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           **{name: (lambda r, n=name: zero_shot_table(r, detail=True,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
-                          "object_grasp")},
+                          "object_grasp", "object_grasp_held")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
