@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from planners.objective import LatentObjective, ObjectiveConfig
+from planners.objective import LatentObjective, ObjectiveConfig, holds_object
 from planners.sampling import SamplingPlanner
 from worldmodel.features import token_distance
 from worldmodel.reader import ProprioReader
@@ -122,6 +122,7 @@ class LatentMPCAgent:
         self._goals, self._subgoal_steps = [*subgoals, goal_image], subgoal_steps
         self._set_goal(0)
         self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._held: list[torch.Tensor] = []  # read contact - gripper, each plan since the grasp
 
     def _set_goal(self, index: int) -> None:
         self.goal_index, self._plans_on_goal = index, 0
@@ -148,6 +149,11 @@ class LatentMPCAgent:
         z = self.encode(obs["pixels"])
         proprio = torch.as_tensor(obs["proprio"], dtype=torch.float32)
         contact = read_image(self.model.contact_reader, obs["pixels"])
+        # where a held object sits from the gripper: the mean over the plans since the grasp,
+        # from the second on (closing fingers pass through a holding gap for one plan)
+        self._held = [*self._held, contact - proprio[:3]] if (
+            contact is not None and holds_object(proprio)) else []
+        held_offset = torch.stack(self._held).mean(0) if len(self._held) > 1 else None
         if self.predictor.object_state:  # the state the predictor imagines: proprio + object
             proprio = torch.cat([proprio, contact])
         if self._next_goal_due(proprio):
@@ -161,7 +167,7 @@ class LatentMPCAgent:
                                     goal=self.goal, history=history,
                                     action_repeat=self.action_repeat,
                                     goal_proprio=self.goal_proprio, contact=contact,
-                                    goal_contact=self.goal_contact)
+                                    goal_contact=self.goal_contact, held_offset=held_offset)
         result = self.planner.plan(objective, generator)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
         imagined = objective.imagine(result.actions[None])[0]  # (H, P, D)

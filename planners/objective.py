@@ -33,7 +33,9 @@ while the gripper is farther than that from the contact point read from the curr
 when the goal image shows the fingers around something (their gap read by the proprio
 reader wider than `OPEN_GAP`): closed fingers cannot come around a cube, they land on its top
 (3.5 cm above the centre in most pick-and-place failures); near the point the planner
-chooses the grip; with `keep_held`, fingers that hold something (their own gap) stay closed.
+chooses the grip; with `keep_held`, fingers that hold something (their own gap) stay closed,
+and with `carry` the held object is taken to move with the gripper (`held_offset`) and is
+carried as held: every imagined step is scored, not only the last.
 Goals with closed fingers (pushing, pulling, pressing) are left alone.
 """
 
@@ -50,6 +52,11 @@ from worldmodel.features import token_distance
 
 OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something between them
 HELD_GAP = 0.06  # m, and below this (wide open: 7 cm; around a 4 cm cube: 4 cm)
+
+
+def holds_object(proprio: torch.Tensor) -> bool:
+    """Whether the robot's own finger gap (proprio[3]) says the fingers hold something."""
+    return OPEN_GAP < float(proprio[3]) < HELD_GAP
 
 
 @dataclass
@@ -97,6 +104,13 @@ class ObjectiveConfig:
     # held in the air was read more than 2 cm from the gripper and forced open, or let go
     # by the planner next to its goal
     keep_held: bool = False
+    # with keep_held: an object held between the fingers moves with the gripper, so its
+    # contact point is taken as the imagined gripper + the offset it is held at (the mean
+    # of the read contact point - the gripper over the plans since the grasp, kept by the
+    # agent) instead of the imagined one, and it is carried as held (every imagined step
+    # scored, the goal-gripper term at hold_proprio_weight) wherever it is: scored on the
+    # last step only, held cubes were swung past their goal and lost
+    carry: bool = False
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -114,6 +128,9 @@ class ObjectiveConfig:
                              f"{self.approach_slope=}, {self.approach_height=}, "
                              f"{self.hold_radius=}, {self.hold_proprio_weight=} and "
                              f"{self.open_radius=} must be >= 0")
+        if self.carry and not (self.keep_held and self.open_radius > 0):
+            raise ValueError("objective.carry needs keep_held and open_radius > 0: it carries "
+                             "what the fingers are kept closed on")
 
     @property
     def reads_goal_gripper(self) -> bool:
@@ -134,14 +151,16 @@ class LatentObjective:
                  history: dict | None = None, action_repeat: int = 1,
                  goal_proprio: torch.Tensor | None = None,
                  contact: torch.Tensor | None = None,
-                 goal_contact: torch.Tensor | None = None):
+                 goal_contact: torch.Tensor | None = None,
+                 held_offset: torch.Tensor | None = None):
         """z: (P, D) current tokens; proprio: (S,); goal: (P, D) goal image tokens;
         history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)};
         goal_proprio: (S,) the goal's proprio as read from the goal image (needed when
         cfg.proprio_weight > 0); contact: (3,) the task's contact point as read from the
         current image (needed when cfg.contact_weight > 0 and the predictor does not
         imagine it); goal_contact: (3,) the goal's, read from the goal image (needed when
-        cfg.object_weight > 0)."""
+        cfg.object_weight > 0); held_offset: (3,) where a held object's contact point sits
+        from the gripper (used with cfg.carry while the fingers hold it)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
         if cfg.reads_goal_gripper and goal_proprio is None:
@@ -173,16 +192,19 @@ class LatentObjective:
                                            history["proprio"][None])
         self.z, self.proprio, self.goal = z[None], proprio[None], goal
         self.goal_proprio, self.contact, self.goal_contact = goal_proprio, contact, goal_contact
-        # the goal looks reached: hold it (score the whole imagined path)
-        self.holding = cfg.hold_radius > 0 and float(
-            (contact - goal_contact).norm()) < cfg.hold_radius
         # the goal shows the fingers around something: keep them open while the gripper is
         # far from the object, closed while they hold it (keep_held); None: the plan's grip
-        self.grip = None
+        self.grip, held = None, False
         if cfg.open_radius > 0 and float(goal_proprio[3]) > OPEN_GAP:
             far = float((proprio[:3] - contact.to(proprio)).norm()) > cfg.open_radius
-            held = cfg.keep_held and OPEN_GAP < float(proprio[3]) < HELD_GAP
+            held = cfg.keep_held and holds_object(proprio)
             self.grip = 1.0 if held else -1.0 if far else None
+        # a held object moves with the gripper, at the offset it is held at
+        self.held_offset = held_offset if cfg.carry and held else None
+        # the goal looks reached, or a held object is carried there: hold (score the whole
+        # imagined path, not only its end)
+        self.holding = self.held_offset is not None or cfg.hold_radius > 0 and float(
+            (contact - goal_contact).norm()) < cfg.hold_radius
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
@@ -221,8 +243,11 @@ class LatentObjective:
         return energy
 
     def contact_point(self, proprio: torch.Tensor) -> torch.Tensor | None:
-        """The contact point (..., 3) of imagined states (..., S): imagined at every step,
-        or as read from the current image."""
+        """The contact point (..., 3) of imagined states (..., S): the imagined gripper + the
+        offset a held object sits at (carry), imagined at every step, or as read from the
+        current image."""
+        if self.held_offset is not None:
+            return proprio[..., :3] + self.held_offset.to(proprio)
         if self.predictor.object_state:
             return proprio[..., 4:7]
         return None if self.contact is None else self.contact.to(proprio).expand(

@@ -251,6 +251,37 @@ def test_open_radius_keeps_the_fingers_open_until_the_gripper_is_near_the_object
         ObjectiveConfig(open_radius=-0.01)
 
 
+def test_carry_moves_a_held_object_with_the_gripper():
+    """carry: while the fingers hold something, the object term takes the object at the
+    imagined gripper + the offset it is held at, not at the imagined contact point, and
+    scores every imagined step wherever the object is (held: carried as held); with open
+    fingers, or without carry, the imagined point and the last step count."""
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
+                            proprio_dim=7)
+    z, read = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])  # read 3 cm off (in the air)
+    offset = torch.tensor([0.0, 0.0, -0.01])
+    holding_a_cube = torch.tensor([0.0, 0.0, 0.2, 0.04])  # the goal's gripper, gap 4 cm
+
+    def energy(gap, carry=True, goal_contact=(0.1, 0.2, 0.03)):
+        cfg = ObjectiveConfig(latent_weight=0.0, object_weight=1.0, hold_radius=0.015,
+                              open_radius=0.02, keep_held=True, carry=carry)
+        proprio = torch.tensor([0.1, 0.2, 0.04, gap, *read])  # the gripper 1 cm above the goal
+        objective = LatentObjective(cfg, predictor, z=z, proprio=proprio, goal=z,
+                                    contact=read, goal_contact=torch.tensor(goal_contact),
+                                    goal_proprio=holding_a_cube, held_offset=offset)
+        grippers = torch.tensor([[0.1, 0.2, 0.04], [0.1, 0.25, 0.04]])  # stays, moves 5 cm
+        imagined = torch.cat([grippers, torch.full((2, 1), gap), read.expand(2, 3)], dim=1)
+        objective.rollout = lambda actions: (z[None, None].expand(1, 2, 4, 8), imagined[None])
+        return objective.holding, objective(torch.zeros(1, 2, 4)).item()
+
+    assert energy(0.04) == (True, pytest.approx(0.05 / 2))  # held: the mean of 0 and 5 cm
+    assert energy(0.04, goal_contact=(0.1, 0.3, 0.03)) == (True, pytest.approx((0.1 + 0.05) / 2))
+    assert energy(0.07) == (False, pytest.approx(0.03))  # wide open: the imagined point, last
+    assert energy(0.04, carry=False) == (False, pytest.approx(0.03))
+    with pytest.raises(ValueError, match="carry needs keep_held"):
+        ObjectiveConfig(carry=True, open_radius=0.02)
+
+
 def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):
     """train_ac object_state=true: windows carry the contact point after the proprio, the
     exported predictor imagines it (reported against copy-last), and planning with it reads

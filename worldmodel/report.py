@@ -172,6 +172,9 @@ def describe_energy(cfg: dict) -> str:
                    f"{objective['open_radius']:g} m from the read contact point")
         if objective.get("keep_held"):
             energy += ", and closed while the fingers hold something"
+        if objective.get("carry"):
+            energy += (", the held object taken at the imagined gripper + its held offset and "
+                       "averaged over the imagined steps")
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy
@@ -488,7 +491,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           **{name: (lambda r, n=name: zero_shot_table(r, detail=True,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
-                          "object_grasp", "object_grasp_held")},
+                          "object_grasp", "object_grasp_held", "object_carry")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
