@@ -336,7 +336,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
             for key, default in (("scales", [1]), ("latent_weight", 1.0),
                                  ("proprio_weight", 0.0), ("contact_weight", 0.0),
                                  ("object_weight", 0.0), ("open_radius", 0.0),
-                                 ("keep_held", False), ("carry", False)):
+                                 ("keep_held", False), ("carry", False),
+                                 ("push_offset", 0.0), ("touch_radius", 0.0)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]
             # (the reader read for hold_proprio_weight is left out: records from before)

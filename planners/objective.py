@@ -36,7 +36,13 @@ reader wider than `OPEN_GAP`): closed fingers cannot come around a cube, they la
 chooses the grip; with `keep_held`, fingers that hold something (their own gap) stay closed,
 and with `carry` the held object is taken to move with the gripper (`held_offset`) and is
 carried as held: every imagined step is scored, not only the last.
-Goals with closed fingers (pushing, pulling, pressing) are left alone.
+Goals with closed fingers (pushing, pulling, pressing) are left alone by those; with
+`push_offset` > 0 an object resting low on the table that the goal image shows elsewhere is
+pushed: the contact term's target stands `push_offset` behind it on the line from its goal
+through it (near the goal, that far from it on the gripper's side, clear of it, and held).
+`touch_radius` > 0 lets the imagined object move only at steps where the imagined gripper is
+within that distance of it: the planner otherwise finds plans in which the predictor carries a
+puck towards its goal with the gripper 9-28 cm away.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ from worldmodel.features import token_distance
 
 OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something between them
 HELD_GAP = 0.06  # m, and below this (wide open: 7 cm; around a 4 cm cube: 4 cm)
+PUSH_HEIGHT = 0.035  # m, contact points below this rest on the table (puck 1.5 cm, others 6 cm+)
+PUSHED = 0.04  # m, an object this near its goal is left where it is (push success: 5 cm)
 
 
 def holds_object(proprio: torch.Tensor) -> bool:
@@ -111,6 +119,18 @@ class ObjectiveConfig:
     # scored, the goal-gripper term at hold_proprio_weight) wherever it is: scored on the
     # last step only, held cubes were swung past their goal and lost
     carry: bool = False
+    # > 0: where the goal image shows closed fingers and the object resting low (read
+    # contact point below PUSH_HEIGHT) more than PUSHED from where it is, the contact term's
+    # target stands this far behind the read object on the line from its goal through it
+    # (the play data's pushing expert stands 4.8 cm behind the puck's centre), and within
+    # PUSHED of the goal this far from it on the gripper's side, holding (every imagined
+    # step scored); without it the gripper came down on the puck's centre and pushed it
+    # wherever it slid off
+    push_offset: float = 0.0
+    # > 0: the imagined object moves only at steps that start or end with the imagined
+    # gripper within this distance of it (m); CEM found plans in which the predictor moved
+    # the puck towards its goal with the gripper 9-28 cm away
+    touch_radius: float = 0.0
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -121,13 +141,15 @@ class ObjectiveConfig:
             raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
         weights = (self.latent_weight, self.proprio_weight, self.contact_weight,
                    self.object_weight, self.approach_slope, self.approach_height,
-                   self.hold_radius, self.hold_proprio_weight, self.open_radius)
+                   self.hold_radius, self.hold_proprio_weight, self.open_radius,
+                   self.push_offset, self.touch_radius)
         if min(weights) < 0:
             raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=}, "
                              f"{self.contact_weight=}, {self.object_weight=}, "
                              f"{self.approach_slope=}, {self.approach_height=}, "
-                             f"{self.hold_radius=}, {self.hold_proprio_weight=} and "
-                             f"{self.open_radius=} must be >= 0")
+                             f"{self.hold_radius=}, {self.hold_proprio_weight=}, "
+                             f"{self.open_radius=}, {self.push_offset=} and "
+                             f"{self.touch_radius=} must be >= 0")
         if self.carry and not (self.keep_held and self.open_radius > 0):
             raise ValueError("objective.carry needs keep_held and open_radius > 0: it carries "
                              "what the fingers are kept closed on")
@@ -135,7 +157,8 @@ class ObjectiveConfig:
     @property
     def reads_goal_gripper(self) -> bool:
         """Whether the energy needs the goal's gripper, read by a proprio reader."""
-        return max(self.proprio_weight, self.hold_proprio_weight, self.open_radius) > 0
+        return max(self.proprio_weight, self.hold_proprio_weight, self.open_radius,
+                   self.push_offset) > 0
 
 
 class LatentObjective:
@@ -178,6 +201,12 @@ class LatentObjective:
         if cfg.hold_radius > 0 and (contact is None or goal_contact is None):
             raise ValueError("objective.hold_radius > 0 needs the contact points of the "
                              "current and the goal image, read by a contact reader")
+        if cfg.push_offset > 0 and (contact is None or goal_contact is None):
+            raise ValueError("objective.push_offset > 0 needs the contact points of the "
+                             "current and the goal image, read by a contact reader")
+        if cfg.touch_radius > 0 and not predictor.object_state:
+            raise ValueError("objective.touch_radius > 0 needs a predictor that imagines the "
+                             "object state (python -m worldmodel.train_ac object_state=true)")
         if cfg.open_radius > 0 and contact is None:
             raise ValueError("objective.open_radius > 0 needs the contact point, read from "
                              "the current image by a contact reader")
@@ -199,11 +228,20 @@ class LatentObjective:
             far = float((proprio[:3] - contact.to(proprio)).norm()) > cfg.open_radius
             held = cfg.keep_held and holds_object(proprio)
             self.grip = 1.0 if held else -1.0 if far else None
+        # where the contact term's target stands from the contact point, for a pushed object
+        self.behind, pushed_home = None, False
+        if (cfg.push_offset > 0 and float(goal_proprio[3]) <= OPEN_GAP
+                and float(contact[2]) < PUSH_HEIGHT):
+            way = (goal_contact - contact)[:2]
+            pushed_home = float(way.norm()) < PUSHED
+            if pushed_home:  # near its goal: keep clear on the gripper's side, and hold
+                way = (contact - proprio[:3].to(contact))[:2]
+            self.behind = F.pad(-cfg.push_offset * way / way.norm().clamp(min=1e-6), (0, 1))
         # a held object moves with the gripper, at the offset it is held at
         self.held_offset = held_offset if cfg.carry and held else None
-        # the goal looks reached, or a held object is carried there: hold (score the whole
-        # imagined path, not only its end)
-        self.holding = self.held_offset is not None or cfg.hold_radius > 0 and float(
+        # the goal looks reached, a pushed object is near it, or a held object is carried
+        # there: hold (score the whole imagined path, not only its end)
+        self.holding = pushed_home or self.held_offset is not None or cfg.hold_radius > 0 and float(
             (contact - goal_contact).norm()) < cfg.hold_radius
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
@@ -219,9 +257,25 @@ class LatentObjective:
     @torch.no_grad()
     def rollout(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Imagined tokens (N, H, P, D) and proprio (N, H, S) of planned actions (N, H, A)."""
-        device = self.z.device
-        return self.predictor.imagine(self.cache, self.z, self.proprio,
-                                      self.model_actions(actions.to(device)))
+        z, proprio = self.predictor.imagine(self.cache, self.z, self.proprio,
+                                            self.model_actions(actions.to(self.z.device)))
+        if self.cfg.touch_radius > 0:
+            proprio = self.touched(proprio)
+        return z, proprio
+
+    def touched(self, proprio: torch.Tensor) -> torch.Tensor:
+        """Imagined states (N, H, S) with the object's imagined moves kept only at steps
+        that start or end with the imagined gripper within touch_radius of it."""
+        gripper, imagined = proprio[..., :3], proprio[..., 4:7]
+        before, last = self.proprio[:, :3], self.proprio[:, 4:7]  # the current state
+        position, kept = last.expand(len(proprio), 3), []
+        for h in range(proprio.shape[1]):
+            near = torch.minimum((gripper[:, h] - position).norm(dim=-1),
+                                 (before - position).norm(dim=-1)) < self.cfg.touch_radius
+            position = position + near[:, None] * (imagined[:, h] - last)
+            kept.append(position)
+            before, last = gripper[:, h], imagined[:, h]
+        return torch.cat([proprio[..., :4], torch.stack(kept, 1), proprio[..., 7:]], -1)
 
     def imagine(self, actions: torch.Tensor) -> torch.Tensor:
         """Imagined tokens (N, H, P, D) of planned actions (N, H, A)."""
@@ -255,13 +309,13 @@ class LatentObjective:
 
     def reach(self, proprio: torch.Tensor) -> torch.Tensor:
         """The contact term's distance (m), (...,), from the imagined gripper to the contact
-        point, or to the point above it on the approach cone."""
+        point (behind it for a pushed object), or to the point above on the approach cone."""
         contact = self.contact_point(proprio)
-        target = contact
+        target = contact if self.behind is None else contact + self.behind.to(contact)
         if self.cfg.approach_slope > 0:  # lifted until the gripper is above the point
-            aside = (proprio[..., :2] - contact[..., :2]).norm(dim=-1, keepdim=True)
+            aside = (proprio[..., :2] - target[..., :2]).norm(dim=-1, keepdim=True)
             lift = (self.cfg.approach_slope * aside).clamp(max=self.cfg.approach_height)
-            target = contact + F.pad(lift, (2, 0))
+            target = target + F.pad(lift, (2, 0))
         return (proprio[..., :3] - target).norm(dim=-1)
 
     def per_step(self, actions: torch.Tensor) -> torch.Tensor:

@@ -282,6 +282,63 @@ def test_carry_moves_a_held_object_with_the_gripper():
         ObjectiveConfig(carry=True, open_radius=0.02)
 
 
+def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
+    """push_offset: with the goal's fingers closed and the object low on the table, the
+    contact term's target stands push_offset behind the read object, on the line from its
+    goal through it; near its goal, that far from it on the gripper's side, holding (every
+    imagined step scored); a high contact point (drawer, button) or a goal with the fingers
+    apart (pick-and-place) keeps the point."""
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
+                            proprio_dim=7)
+    z, gripper = torch.randn(4, 8), torch.tensor([0.0, -0.1, 0.1])
+
+    def reach_to(point, puck=(0.0, 0.0, 0.015), goal=(0.2, 0.0, 0.015), goal_gap=0.0):
+        cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=1.0, push_offset=0.05)
+        contact = torch.tensor(puck)
+        objective = LatentObjective(cfg, predictor, z=z, goal=z,
+                                    proprio=torch.cat([gripper, torch.zeros(1), contact]),
+                                    contact=contact, goal_contact=torch.tensor(goal),
+                                    goal_proprio=torch.tensor([0.0, 0.0, 0.1, goal_gap]))
+        return objective.reach(torch.tensor([*point, 0.0, *puck])).item(), objective.holding
+
+    at = pytest.approx(0.0, abs=1e-6)  # the gripper stands at the target
+    assert reach_to((-0.05, 0.0, 0.015)) == (at, False)  # behind, away from the goal
+    near = reach_to((0.0, -0.05, 0.015), goal=(0.03, 0.0, 0.015))
+    assert near == (at, True)  # near the goal: on the gripper's side, holding
+    assert reach_to((0.0, 0.0, 0.06), puck=(0.0, 0.0, 0.06)) == (at, False)  # high: the point
+    assert reach_to((0.0, 0.0, 0.015), goal_gap=0.04) == (at, False)  # a grasp: the point
+    with pytest.raises(ValueError, match="push_offset > 0 needs the contact points"):
+        LatentObjective(ObjectiveConfig(push_offset=0.05), predictor, z=z, goal=z,
+                        proprio=torch.zeros(7), goal_proprio=torch.zeros(4))
+
+
+def test_touch_radius_moves_the_imagined_object_only_near_the_gripper():
+    """touch_radius: an imagined step moves the object only if the imagined gripper starts
+    or ends it within the radius; farther moves are dropped, the position kept."""
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
+                            proprio_dim=7)
+    z = torch.randn(4, 8)
+    grippers = torch.tensor([[0.03, 0.0, 0.0], [0.5, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    objects = torch.tensor([[0.06, 0.0, 0.0], [0.07, 0.0, 0.0], [0.17, 0.0, 0.0]])
+    imagined = torch.cat([grippers, torch.zeros(3, 1), objects], dim=1)[None]
+    predictor.imagine = lambda cache, z, proprio, actions: (z[:, None].expand(1, 3, 4, 8),
+                                                            imagined)
+
+    def moved(radius):
+        objective = LatentObjective(ObjectiveConfig(touch_radius=radius), predictor, z=z,
+                                    goal=z, proprio=torch.tensor([0, 0, 0, 0, 0.02, 0, 0]))
+        return objective.rollout(torch.zeros(1, 3, 4))[1][0, :, 4:7]
+
+    # step 1 starts 3 cm from the object, step 2 both ends 43 cm and more away
+    assert torch.allclose(moved(0.08), objects[[0, 1, 1]])
+    assert torch.equal(moved(0.0), objects)
+    with pytest.raises(ValueError, match="touch_radius > 0 needs a predictor"):
+        LatentObjective(ObjectiveConfig(touch_radius=0.08),
+                        ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4,
+                                    feature_dim=8, proprio_dim=4),
+                        z=z, goal=z, proprio=torch.zeros(4))
+
+
 def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):
     """train_ac object_state=true: windows carry the contact point after the proprio, the
     exported predictor imagines it (reported against copy-last), and planning with it reads
