@@ -198,12 +198,9 @@ class LatentObjective:
                              "object state (python -m worldmodel.train_ac object_state=true) "
                              "and the goal's contact point, read from the goal image by a "
                              "contact reader")
-        if cfg.hold_radius > 0 and (contact is None or goal_contact is None):
-            raise ValueError("objective.hold_radius > 0 needs the contact points of the "
-                             "current and the goal image, read by a contact reader")
-        if cfg.push_offset > 0 and (contact is None or goal_contact is None):
-            raise ValueError("objective.push_offset > 0 needs the contact points of the "
-                             "current and the goal image, read by a contact reader")
+        if max(cfg.hold_radius, cfg.push_offset) > 0 and (contact is None or goal_contact is None):
+            raise ValueError("objective.hold_radius or push_offset > 0 needs the contact points "
+                             "of the current and the goal image, read by a contact reader")
         if cfg.touch_radius > 0 and not predictor.object_state:
             raise ValueError("objective.touch_radius > 0 needs a predictor that imagines the "
                              "object state (python -m worldmodel.train_ac object_state=true)")

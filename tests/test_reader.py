@@ -173,7 +173,7 @@ def test_hold_scores_the_whole_path_and_the_goal_gripper_once_the_goal_is_reache
     goal_contact, goal_proprio = torch.tensor([0.1, 0.2, 0.0]), torch.tensor([0.5, 0.2, 0.0, 0])
     cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=1.0, hold_radius=0.02,
                           hold_proprio_weight=2.0)
-    with pytest.raises(ValueError, match="hold_radius > 0 needs"):
+    with pytest.raises(ValueError, match="hold_radius or push_offset > 0 needs"):
         LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z, contact=goal_contact,
                         goal_proprio=goal_proprio)
 
