@@ -238,8 +238,9 @@ class LatentObjective:
         self.held_offset = held_offset if cfg.carry and held else None
         # the goal looks reached, a pushed object is near it, or a held object is carried
         # there: hold (score the whole imagined path, not only its end)
-        self.holding = pushed_home or self.held_offset is not None or cfg.hold_radius > 0 and float(
+        reached = cfg.hold_radius > 0 and float(
             (contact - goal_contact).norm()) < cfg.hold_radius
+        self.holding = pushed_home or self.held_offset is not None or reached
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip

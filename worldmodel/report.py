@@ -176,7 +176,7 @@ def describe_energy(cfg: dict) -> str:
             energy += (", the held object taken at the imagined gripper + its held offset and "
                        "averaged over the imagined steps")
     if objective.get("push_offset", 0) > 0:
-        energy += (f"; where the goal image shows the fingers closed and a low object elsewhere, "
+        energy += ("; where the goal image shows the fingers closed and a low object elsewhere, "
                    f"the contact target {objective['push_offset']:g} m behind it on the line "
                    "from its goal (near the goal, that far on the gripper's side, held)")
     if objective.get("touch_radius", 0) > 0:
