@@ -84,23 +84,22 @@ class LatentMPCAgent:
             raise ValueError(f"{history=} > 1 needs execute=1: the context holds the frames "
                              "observed one model step apart")
         if objective.reads_goal_gripper and model.reader is None:
-            raise ValueError("objective.proprio_weight, hold_proprio_weight or open_radius > 0 "
-                             "needs a proprio reader: load the world model with "
-                             "load_pretrained(..., reader=True) from a directory with "
+            raise ValueError("objective.proprio_weight, hold_proprio_weight, open_radius or "
+                             "push_offset > 0 needs a proprio reader: load the world model "
+                             "with load_pretrained(..., reader=True) from a directory with "
                              "reader.safetensors (python -m worldmodel.train_reader "
-                             "export_dir=...)")
-        if max(objective.contact_weight, objective.hold_radius, objective.open_radius) > 0 and (
-                model.contact_reader is None):
-            raise ValueError("objective.contact_weight, hold_radius or open_radius > 0 needs a "
-                             "contact reader: load the world model with load_pretrained(..., "
-                             "contact_reader=True) from a directory with contact_reader."
-                             "safetensors (python -m worldmodel.train_reader target=contact "
                              "export_dir=...)")
         if self.predictor.object_state and model.contact_reader is None:
             raise ValueError("this predictor imagines the object state (its contact point), "
                              "which the agent reads from each image with a contact reader: "
                              "load the world model with load_pretrained(..., "
                              "contact_reader=True)")
+        if objective.reads_contact and model.contact_reader is None:
+            raise ValueError("objective.contact_weight, object_weight, hold_radius, open_radius "
+                             "or push_offset > 0 needs a contact reader: load the world model "
+                             "with load_pretrained(..., contact_reader=True) from a directory "
+                             "with contact_reader.safetensors (python -m worldmodel.train_reader "
+                             "target=contact export_dir=...)")
         if subgoal_reach <= 0:
             raise ValueError(f"{subgoal_reach=} must be > 0 (metres)")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach

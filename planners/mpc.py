@@ -81,12 +81,11 @@ for _name, (_config, _) in PLANNERS.items():
 
 
 def needs_contact_reader(objective: ObjectiveConfig, weights_dir: str) -> bool:
-    """Whether planning needs the world model's contact reader: for a contact or object term,
-    holding, opening, or for a predictor that imagines the object state (read from each image)."""
+    """Whether planning needs the world model's contact reader: for the energy's terms that
+    read contact points, or for a predictor that imagines the object state (read from each
+    image)."""
     card = read_card(weights_dir, PREDICTOR)
-    return (objective.contact_weight > 0 or objective.object_weight > 0
-            or objective.hold_radius > 0 or objective.open_radius > 0
-            or card["dims"]["proprio_dim"] > ROBOT_PROPRIO_DIM)
+    return objective.reads_contact or card["dims"]["proprio_dim"] > ROBOT_PROPRIO_DIM
 
 
 def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> LatentMPCAgent:

@@ -160,6 +160,12 @@ class ObjectiveConfig:
         return max(self.proprio_weight, self.hold_proprio_weight, self.open_radius,
                    self.push_offset) > 0
 
+    @property
+    def reads_contact(self) -> bool:
+        """Whether the energy needs contact points, read by a contact reader."""
+        return max(self.contact_weight, self.object_weight, self.hold_radius,
+                   self.open_radius, self.push_offset) > 0
+
 
 class LatentObjective:
     """Energies of action sequences from one observation towards one goal.
@@ -187,9 +193,9 @@ class LatentObjective:
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
         if cfg.reads_goal_gripper and goal_proprio is None:
-            raise ValueError("objective.proprio_weight, hold_proprio_weight or open_radius > 0 "
-                             "needs the goal's proprio, read from the goal image by a proprio "
-                             "reader")
+            raise ValueError("objective.proprio_weight, hold_proprio_weight, open_radius or "
+                             "push_offset > 0 needs the goal's proprio, read from the goal "
+                             "image by a proprio reader")
         if cfg.contact_weight > 0 and contact is None and not predictor.object_state:
             raise ValueError("objective.contact_weight > 0 needs the contact point, read "
                              "from the current image by a contact reader")

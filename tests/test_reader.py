@@ -55,7 +55,7 @@ def test_train_reader_exports_a_loadable_reader_and_resumes(tiny_play, tiny_read
 
 @pytest.mark.parametrize("term, read, message", [
     ("proprio_weight", {"goal_proprio": torch.tensor([0.3, 0.4, 0.0, 0.5])},
-     "open_radius > 0 needs the goal's proprio"),
+     "push_offset > 0 needs the goal's proprio"),
     ("contact_weight", {"contact": torch.tensor([0.3, 0.4, 0.0])},
      "contact_weight > 0 needs the contact point"),
 ])
