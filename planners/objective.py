@@ -39,10 +39,11 @@ carried as held: every imagined step is scored, not only the last.
 Goals with closed fingers (pushing, pulling, pressing) are left alone by those; with
 `push_offset` > 0 an object resting low on the table that the goal image shows elsewhere is
 pushed: the contact term's target stands `push_offset` behind it on the line from its goal
-through it (near the goal, that far from it on the gripper's side, clear of it, and held).
-`touch_radius` > 0 lets the imagined object move only at steps where the imagined gripper is
-within that distance of it: the planner otherwise finds plans in which the predictor carries a
-puck towards its goal with the gripper 9-28 cm away.
+through it (near the goal, that far or `push_clear` from it on the gripper's side, clear of
+it, and held). `touch_radius` > 0 lets the imagined object move only at steps where the
+imagined gripper is within that distance of it (`touch_path`: where the gripper's path
+passes that near, and no farther than the gripper moves): the planner otherwise finds plans
+in which the predictor carries a puck towards its goal with the gripper 9-28 cm away.
 """
 
 from __future__ import annotations
@@ -127,10 +128,19 @@ class ObjectiveConfig:
     # step scored); without it the gripper came down on the puck's centre and pushed it
     # wherever it slid off
     push_offset: float = 0.0
+    # with push_offset: near its goal, the contact term's target stands this far from the
+    # pushed object on the gripper's side (0: push_offset); at 5 cm the gripper hovered
+    # against the puck and nudged it off its goal in the episode's last steps
+    push_clear: float = 0.0
     # > 0: the imagined object moves only at steps that start or end with the imagined
     # gripper within this distance of it (m); CEM found plans in which the predictor moved
     # the puck towards its goal with the gripper 9-28 cm away
     touch_radius: float = 0.0
+    # with touch_radius: the imagined object moves only at steps whose imagined gripper path
+    # (the segment between the step's start and end) passes within touch_radius of it, and
+    # at most as far as the gripper moved; with the end points alone the planner still chose
+    # plans in which the predictor moved a puck 13 cm in one step as the gripper swept by
+    touch_path: bool = False
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -142,14 +152,14 @@ class ObjectiveConfig:
         weights = (self.latent_weight, self.proprio_weight, self.contact_weight,
                    self.object_weight, self.approach_slope, self.approach_height,
                    self.hold_radius, self.hold_proprio_weight, self.open_radius,
-                   self.push_offset, self.touch_radius)
+                   self.push_offset, self.push_clear, self.touch_radius)
         if min(weights) < 0:
             raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=}, "
                              f"{self.contact_weight=}, {self.object_weight=}, "
                              f"{self.approach_slope=}, {self.approach_height=}, "
                              f"{self.hold_radius=}, {self.hold_proprio_weight=}, "
-                             f"{self.open_radius=}, {self.push_offset=} and "
-                             f"{self.touch_radius=} must be >= 0")
+                             f"{self.open_radius=}, {self.push_offset=}, "
+                             f"{self.push_clear=} and {self.touch_radius=} must be >= 0")
         if self.carry and not (self.keep_held and self.open_radius > 0):
             raise ValueError("objective.carry needs keep_held and open_radius > 0: it carries "
                              "what the fingers are kept closed on")
@@ -237,9 +247,11 @@ class LatentObjective:
                 and float(contact[2]) < PUSH_HEIGHT):
             way = (goal_contact - contact)[:2]
             pushed_home = float(way.norm()) < PUSHED
+            offset = cfg.push_offset
             if pushed_home:  # near its goal: keep clear on the gripper's side, and hold
                 way = (contact - proprio[:3].to(contact))[:2]
-            self.behind = F.pad(-cfg.push_offset * way / way.norm().clamp(min=1e-6), (0, 1))
+                offset = cfg.push_clear or offset
+            self.behind = F.pad(-offset * way / way.norm().clamp(min=1e-6), (0, 1))
         # a held object moves with the gripper, at the offset it is held at
         self.held_offset = held_offset if cfg.carry and held else None
         # the goal looks reached, a pushed object is near it, or a held object is carried
@@ -269,14 +281,22 @@ class LatentObjective:
 
     def touched(self, proprio: torch.Tensor) -> torch.Tensor:
         """Imagined states (N, H, S) with the object's imagined moves kept only at steps
-        that start or end with the imagined gripper within touch_radius of it."""
+        that start or end with the imagined gripper within touch_radius of it (touch_path: whose
+        gripper path passes that near, and no farther than the gripper moved)."""
         gripper, imagined = proprio[..., :3], proprio[..., 4:7]
         before, last = self.proprio[:, :3], self.proprio[:, 4:7]  # the current state
         position, kept = last.expand(len(proprio), 3), []
         for h in range(proprio.shape[1]):
-            near = torch.minimum((gripper[:, h] - position).norm(dim=-1),
-                                 (before - position).norm(dim=-1)) < self.cfg.touch_radius
-            position = position + near[:, None] * (imagined[:, h] - last)
+            path, move = gripper[:, h] - before, imagined[:, h] - last
+            if self.cfg.touch_path:  # the nearest point of the path; moves capped at its length
+                along = ((position - before) * path).sum(-1) / (path * path).sum(-1).clamp(min=1e-9)
+                gap = (before + along.clamp(0, 1)[:, None] * path - position).norm(dim=-1)
+                move = move * (path.norm(dim=-1) / move.norm(dim=-1).clamp(min=1e-9)).clamp(
+                    max=1)[:, None]
+            else:
+                gap = torch.minimum((gripper[:, h] - position).norm(dim=-1),
+                                    (before - position).norm(dim=-1))
+            position = position + (gap < self.cfg.touch_radius)[:, None] * move
             kept.append(position)
             before, last = gripper[:, h], imagined[:, h]
         return torch.cat([proprio[..., :4], torch.stack(kept, 1), proprio[..., 7:]], -1)

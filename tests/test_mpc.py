@@ -47,7 +47,7 @@ def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
 
 @pytest.mark.parametrize("planning", ["object", "object_hold", "object_path",
                                       "object_path_free", "object_grasp", "object_grasp_held",
-                                      "object_carry", "object_push"])
+                                      "object_carry", "object_push", "object_touch"])
 def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     """planning=object: the separately reported variant's weights (worldmodel/pretrained/
     object: the shipped encoder and proprio reader, a predictor that imagines the contact
@@ -59,9 +59,11 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     kept open on the way to a cube (the proprio reader reads whether the goal's fingers
     hold one), run on pick-and-place; object_grasp_held: that never letting a held cube go;
     object_carry: that carrying a held cube with the gripper; object_push: that pushing a
-    puck from behind, the imagined object moved only near the gripper, run on push."""
-    grasp = planning.startswith(("object_grasp", "object_carry", "object_push"))
-    env = "push" if planning == "object_push" else "pick_place" if grasp else "drawer"
+    puck from behind, the imagined object moved only near the gripper, run on push;
+    object_touch: that moving it only along the gripper's path, leaving it clear at its goal."""
+    pushing = planning in ("object_push", "object_touch")
+    grasp = pushing or planning.startswith(("object_grasp", "object_carry"))
+    env = "push" if pushing else "pick_place" if grasp else "drawer"
     cfg = compose_config("mpc", f"planning={planning}", f"env={env}", "max_steps=8",
                          "planner.num_samples=8", "planner.iterations=1", "video=false",
                          "verbose=false")
@@ -71,11 +73,12 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert (cfg.objective.hold_radius > 0) == hold and (cfg.objective.proprio_weight == 0) == hold
     assert cfg.objective.contact_every_step == (planning not in ("object", "object_hold"))
     assert (cfg.objective.open_radius > 0) == grasp
-    carry = planning in ("object_carry", "object_push")
+    carry = planning == "object_carry" or pushing
     assert cfg.objective.keep_held == (planning == "object_grasp_held" or carry)
     assert cfg.objective.carry == carry
-    pushing = planning == "object_push"
     assert (cfg.objective.push_offset > 0) == pushing == (cfg.objective.touch_radius > 0)
+    assert cfg.objective.touch_path == (planning == "object_touch") == (
+        cfg.objective.push_clear > 0)
     assert (cfg.objective.hold_proprio_weight > 0) == (
         planning in ("object_hold", "object_path") or grasp)
     assert run(cfg, tmp_path)["episodes"] == 1

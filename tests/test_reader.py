@@ -286,14 +286,16 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
     """push_offset: with the goal's fingers closed and the object low on the table, the
     contact term's target stands push_offset behind the read object, on the line from its
     goal through it; near its goal, that far from it on the gripper's side, holding (every
-    imagined step scored); a high contact point (drawer, button) or a goal with the fingers
-    apart (pick-and-place) keeps the point."""
+    imagined step scored), or push_clear from it where set; a high contact point (drawer,
+    button) or a goal with the fingers apart (pick-and-place) keeps the point."""
     predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
                             proprio_dim=7)
     z, gripper = torch.randn(4, 8), torch.tensor([0.0, -0.1, 0.1])
 
-    def reach_to(point, puck=(0.0, 0.0, 0.015), goal=(0.2, 0.0, 0.015), goal_gap=0.0):
-        cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=1.0, push_offset=0.05)
+    def reach_to(point, puck=(0.0, 0.0, 0.015), goal=(0.2, 0.0, 0.015), goal_gap=0.0,
+                 clear=0.0):
+        cfg = ObjectiveConfig(latent_weight=0.0, contact_weight=1.0, push_offset=0.05,
+                              push_clear=clear)
         contact = torch.tensor(puck)
         objective = LatentObjective(cfg, predictor, z=z, goal=z,
                                     proprio=torch.cat([gripper, torch.zeros(1), contact]),
@@ -305,6 +307,8 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
     assert reach_to((-0.05, 0.0, 0.015)) == (at, False)  # behind, away from the goal
     near = reach_to((0.0, -0.05, 0.015), goal=(0.03, 0.0, 0.015))
     assert near == (at, True)  # near the goal: on the gripper's side, holding
+    assert reach_to((0.0, -0.1, 0.015), goal=(0.03, 0.0, 0.015), clear=0.1) == (at, True)
+    assert reach_to((-0.05, 0.0, 0.015), clear=0.1) == (at, False)  # far: push_offset behind
     assert reach_to((0.0, 0.0, 0.06), puck=(0.0, 0.0, 0.06)) == (at, False)  # high: the point
     assert reach_to((0.0, 0.0, 0.015), goal_gap=0.04) == (at, False)  # a grasp: the point
     with pytest.raises(ValueError, match="push_offset > 0 needs the contact points"):
@@ -332,6 +336,31 @@ def test_touch_radius_moves_the_imagined_object_only_near_the_gripper():
     # step 1 starts 3 cm from the object, step 2 both ends 43 cm and more away
     assert torch.allclose(moved(0.08), objects[[0, 1, 1]])
     assert torch.equal(moved(0.0), objects)
+
+
+def test_touch_path_moves_the_imagined_object_where_the_gripper_passes_and_no_farther():
+    """touch_path: a step moves the object if the gripper's path passes within touch_radius
+    of it (both ends may be far), by at most the length of that path."""
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
+                            proprio_dim=7)
+    z = torch.randn(4, 8)
+    # step 1 sweeps from x=-0.2 to x=0.2 past the object at the origin, 3 cm away, and the
+    # predictor moves it 0.5 m: kept 0.4 m (the path); step 2 passes 20 cm from it: not
+    # moved; step 3 ends 3 cm from it and moves it 1 cm: moved
+    grippers = torch.tensor([[0.2, 0.03, 0.0], [0.2, 0.23, 0.0], [0.4, 0.03, 0.0]])
+    objects = torch.tensor([[0.5, 0.0, 0.0], [0.6, 0.0, 0.0], [0.61, 0.0, 0.0]])
+    imagined = torch.cat([grippers, torch.zeros(3, 1), objects], dim=1)[None]
+    predictor.imagine = lambda cache, z, proprio, actions: (z[:, None].expand(1, 3, 4, 8),
+                                                            imagined)
+
+    def moved(touch_path):
+        objective = LatentObjective(ObjectiveConfig(touch_radius=0.05, touch_path=touch_path),
+                                    predictor, z=z, goal=z,
+                                    proprio=torch.tensor([-0.2, 0.03, 0, 0, 0, 0, 0]))
+        return objective.rollout(torch.zeros(1, 3, 4))[1][0, :, 4:7]
+
+    assert torch.equal(moved(False)[:2], torch.zeros(2, 3))  # the ends are 20 cm away
+    assert torch.allclose(moved(True), torch.tensor([[0.4, 0, 0], [0.4, 0, 0], [0.41, 0, 0]]))
     with pytest.raises(ValueError, match="touch_radius > 0 needs a predictor"):
         LatentObjective(ObjectiveConfig(touch_radius=0.08),
                         ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4,
