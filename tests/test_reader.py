@@ -316,56 +316,54 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
                         proprio=torch.zeros(7), goal_proprio=torch.zeros(4))
 
 
-def test_touch_radius_moves_the_imagined_object_only_near_the_gripper():
-    """touch_radius: an imagined step moves the object only if the imagined gripper starts
-    or ends it within the radius; farther moves are dropped, the position kept."""
+def kept_object(cfg, proprio, grippers, objects):
+    """The object positions (H, 3) an objective keeps of a predictor imagining `grippers` and
+    `objects` (H, 3) from the state `proprio` (7,)."""
     predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
                             proprio_dim=7)
     z = torch.randn(4, 8)
+    imagined = torch.cat([grippers, torch.zeros(len(grippers), 1), objects], dim=1)[None]
+    predictor.imagine = lambda cache, z, proprio, actions: (
+        z[:, None].expand(1, len(grippers), 4, 8), imagined)
+    objective = LatentObjective(cfg, predictor, z=z, goal=z, proprio=proprio)
+    return objective.rollout(torch.zeros(1, len(grippers), 4))[1][0, :, 4:7]
+
+
+def test_touch_radius_moves_the_imagined_object_only_near_the_gripper():
+    """touch_radius: an imagined step moves the object only if the imagined gripper starts
+    or ends it within the radius; farther moves are dropped, the position kept."""
     grippers = torch.tensor([[0.03, 0.0, 0.0], [0.5, 0.0, 0.0], [0.5, 0.5, 0.0]])
     objects = torch.tensor([[0.06, 0.0, 0.0], [0.07, 0.0, 0.0], [0.17, 0.0, 0.0]])
-    imagined = torch.cat([grippers, torch.zeros(3, 1), objects], dim=1)[None]
-    predictor.imagine = lambda cache, z, proprio, actions: (z[:, None].expand(1, 3, 4, 8),
-                                                            imagined)
 
     def moved(radius):
-        objective = LatentObjective(ObjectiveConfig(touch_radius=radius), predictor, z=z,
-                                    goal=z, proprio=torch.tensor([0, 0, 0, 0, 0.02, 0, 0]))
-        return objective.rollout(torch.zeros(1, 3, 4))[1][0, :, 4:7]
+        return kept_object(ObjectiveConfig(touch_radius=radius),
+                           torch.tensor([0, 0, 0, 0, 0.02, 0, 0]), grippers, objects)
 
     # step 1 starts 3 cm from the object, step 2 both ends 43 cm and more away
     assert torch.allclose(moved(0.08), objects[[0, 1, 1]])
     assert torch.equal(moved(0.0), objects)
+    with pytest.raises(ValueError, match="touch_radius > 0 needs a predictor"):
+        LatentObjective(ObjectiveConfig(touch_radius=0.08),
+                        ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4,
+                                    feature_dim=8, proprio_dim=4),
+                        z=torch.randn(4, 8), goal=torch.randn(4, 8), proprio=torch.zeros(4))
 
 
 def test_touch_path_moves_the_imagined_object_where_the_gripper_passes_and_no_farther():
     """touch_path: a step moves the object if the gripper's path passes within touch_radius
     of it (both ends may be far), by at most the length of that path."""
-    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
-                            proprio_dim=7)
-    z = torch.randn(4, 8)
     # step 1 sweeps from x=-0.2 to x=0.2 past the object at the origin, 3 cm away, and the
     # predictor moves it 0.5 m: kept 0.4 m (the path); step 2 passes 20 cm from it: not
     # moved; step 3 ends 3 cm from it and moves it 1 cm: moved
     grippers = torch.tensor([[0.2, 0.03, 0.0], [0.2, 0.23, 0.0], [0.4, 0.03, 0.0]])
     objects = torch.tensor([[0.5, 0.0, 0.0], [0.6, 0.0, 0.0], [0.61, 0.0, 0.0]])
-    imagined = torch.cat([grippers, torch.zeros(3, 1), objects], dim=1)[None]
-    predictor.imagine = lambda cache, z, proprio, actions: (z[:, None].expand(1, 3, 4, 8),
-                                                            imagined)
 
     def moved(touch_path):
-        objective = LatentObjective(ObjectiveConfig(touch_radius=0.05, touch_path=touch_path),
-                                    predictor, z=z, goal=z,
-                                    proprio=torch.tensor([-0.2, 0.03, 0, 0, 0, 0, 0]))
-        return objective.rollout(torch.zeros(1, 3, 4))[1][0, :, 4:7]
+        return kept_object(ObjectiveConfig(touch_radius=0.05, touch_path=touch_path),
+                           torch.tensor([-0.2, 0.03, 0, 0, 0, 0, 0]), grippers, objects)
 
     assert torch.equal(moved(False)[:2], torch.zeros(2, 3))  # the ends are 20 cm away
     assert torch.allclose(moved(True), torch.tensor([[0.4, 0, 0], [0.4, 0, 0], [0.41, 0, 0]]))
-    with pytest.raises(ValueError, match="touch_radius > 0 needs a predictor"):
-        LatentObjective(ObjectiveConfig(touch_radius=0.08),
-                        ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4,
-                                    feature_dim=8, proprio_dim=4),
-                        z=z, goal=z, proprio=torch.zeros(4))
 
 
 def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):

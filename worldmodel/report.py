@@ -176,12 +176,15 @@ def describe_energy(cfg: dict) -> str:
             energy += (", the held object taken at the imagined gripper + its held offset and "
                        "averaged over the imagined steps")
     if objective.get("push_offset", 0) > 0:
+        clear = objective.get("push_clear", 0)
+        near = f"{clear:g} m from it" if clear > 0 else "that far"
         energy += ("; where the goal image shows the fingers closed and a low object elsewhere, "
                    f"the contact target {objective['push_offset']:g} m behind it on the line "
-                   "from its goal (near the goal, that far on the gripper's side, held)")
+                   f"from its goal (near the goal, {near} on the gripper's side, held)")
     if objective.get("touch_radius", 0) > 0:
+        path = "'s path between steps, no farther than the gripper moved"
         energy += (f"; the imagined object moved only within {objective['touch_radius']:g} m "
-                   "of the imagined gripper")
+                   f"of the imagined gripper{path if objective.get('touch_path') else ''}")
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
     return energy
@@ -499,7 +502,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
                           "object_grasp", "object_grasp_held", "object_carry",
-                          "object_push")},
+                          "object_push", "object_touch")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
