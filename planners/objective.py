@@ -160,6 +160,12 @@ class ObjectiveConfig:
                              f"{self.hold_radius=}, {self.hold_proprio_weight=}, "
                              f"{self.open_radius=}, {self.push_offset=}, "
                              f"{self.push_clear=} and {self.touch_radius=} must be >= 0")
+        if self.touch_path and self.touch_radius <= 0:
+            raise ValueError("objective.touch_path needs touch_radius > 0: it measures the touch "
+                             "along the gripper's path")
+        if self.push_clear > 0 and self.push_offset <= 0:
+            raise ValueError("objective.push_clear needs push_offset > 0: it places the target "
+                             "of a pushed object near its goal")
         if self.carry and not (self.keep_held and self.open_radius > 0):
             raise ValueError("objective.carry needs keep_held and open_radius > 0: it carries "
                              "what the fingers are kept closed on")

@@ -311,6 +311,8 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
     assert reach_to((-0.05, 0.0, 0.015), clear=0.1) == (at, False)  # far: push_offset behind
     assert reach_to((0.0, 0.0, 0.06), puck=(0.0, 0.0, 0.06)) == (at, False)  # high: the point
     assert reach_to((0.0, 0.0, 0.015), goal_gap=0.04) == (at, False)  # a grasp: the point
+    with pytest.raises(ValueError, match="push_clear needs push_offset"):
+        ObjectiveConfig(push_clear=0.1)
     with pytest.raises(ValueError, match="push_offset > 0 needs the contact points"):
         LatentObjective(ObjectiveConfig(push_offset=0.05), predictor, z=z, goal=z,
                         proprio=torch.zeros(7), goal_proprio=torch.zeros(4))
@@ -364,6 +366,8 @@ def test_touch_path_moves_the_imagined_object_where_the_gripper_passes_and_no_fa
 
     assert torch.equal(moved(False)[:2], torch.zeros(2, 3))  # the ends are 20 cm away
     assert torch.allclose(moved(True), torch.tensor([[0.4, 0, 0], [0.4, 0, 0], [0.41, 0, 0]]))
+    with pytest.raises(ValueError, match="touch_path needs touch_radius"):
+        ObjectiveConfig(touch_path=True)
 
 
 def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model, tmp_path):
