@@ -294,6 +294,7 @@ def run_job(job: tuple[str, str, int]) -> dict:
             "gripper_distance": round(episode["gripper_distance"], 5),
             "gripper_offset": [round(x, 5) for x in episode["gripper_offset"]],
             "closest_contact": round(episode["closest_contact"], 5),
+            "object_rise": round(episode["object_rise"], 5),
             "plan_ms": [round(ms, 2) for ms in plan_ms],
             "task_distance": [round(d, 5) for d in episode["task_distance"]],
             "wall_s": round(time.perf_counter() - start, 2)}
@@ -338,7 +339,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                                  ("object_weight", 0.0), ("open_radius", 0.0),
                                  ("keep_held", False), ("carry", False),
                                  ("push_offset", 0.0), ("touch_radius", 0.0),
-                                 ("touch_path", False), ("push_clear", 0.0)):
+                                 ("touch_path", False), ("push_clear", 0.0),
+                                 ("clear_weight", 0.0), ("hold_release", 0.0)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]
             # (the reader read for hold_proprio_weight is left out: records from before)

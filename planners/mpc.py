@@ -140,6 +140,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
         return float(np.linalg.norm(obs["proprio"][:3] - point))
 
     contact = [to_contact(obs, info)]
+    heights = [float(info["object_pose"][2])]  # the object's centre, m
     generator = torch.Generator().manual_seed(seed)
     frames, plans, flags, distances, step = [], [], [info["success"]], [info["distance"]], 0
     heat = ()  # the imagined final frame's per-patch distance, for agents that imagine
@@ -156,6 +157,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             flags.append(info["success"])
             distances.append(info["distance"])
             contact.append(to_contact(obs, info))
+            heights.append(float(info["object_pose"][2]))
             if terminated or truncated or step >= budget:
                 break
         if cfg.verbose:
@@ -171,6 +173,8 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             "gripper_distance": float(np.linalg.norm(offset)),
             "gripper_offset": [float(x) for x in offset],
             "closest_contact": min(contact),  # m, closest the gripper came to the object
+            # m, how far the object's centre rose above its start (lifted, or tipped on edge)
+            "object_rise": max(heights) - heights[0],
             "plan_ms": [p["plan_ms"] for p in plans],
             "energy": [p.get("energy", float("nan")) for p in plans],
             "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],
