@@ -125,6 +125,7 @@ class LatentMPCAgent:
 
     def _set_goal(self, index: int) -> None:
         self.goal_index, self._plans_on_goal = index, 0
+        self._reached = False  # the last plan's goal looked reached (objective.hold_release)
         self.goal = self.encode(self._goals[index])
         self.goal_proprio = read_image(self.model.reader, self._goals[index])
         self.goal_contact = read_image(self.model.contact_reader, self._goals[index])
@@ -166,7 +167,9 @@ class LatentMPCAgent:
                                     goal=self.goal, history=history,
                                     action_repeat=self.action_repeat,
                                     goal_proprio=self.goal_proprio, contact=contact,
-                                    goal_contact=self.goal_contact, held_offset=held_offset)
+                                    goal_contact=self.goal_contact, held_offset=held_offset,
+                                    was_reached=self._reached)
+        self._reached = objective.reached
         result = self.planner.plan(objective, generator)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
         imagined = objective.imagine(result.actions[None])[0]  # (H, P, D)

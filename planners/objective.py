@@ -44,6 +44,10 @@ it, and held). `touch_radius` > 0 lets the imagined object move only at steps wh
 imagined gripper is within that distance of it (`touch_path`: where the gripper's path
 passes that near, and no farther than the gripper moves): the planner otherwise finds plans
 in which the predictor carries a puck towards its goal with the gripper 9-28 cm away.
+`clear_weight` > 0 adds how far the imagined gripper's path runs low near a pushed object at
+its goal (a plan drove the gripper through a puck held there), and `hold_release` keeps a
+reached goal held until it is that far off (a drawer pushed 2 cm shut by one plan left the
+hold, and the plans after it lifted the gripper off the handle).
 """
 
 from __future__ import annotations
@@ -61,6 +65,18 @@ OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something bet
 HELD_GAP = 0.06  # m, and below this (wide open: 7 cm; around a 4 cm cube: 4 cm)
 PUSH_HEIGHT = 0.035  # m, contact points below this rest on the table (puck 1.5 cm, others 6 cm+)
 PUSHED = 0.04  # m, an object this near its goal is left where it is (push success: 5 cm)
+CLEAR_RADIUS = 0.055  # m, a gripper path this near a pushed object's centre passes over it
+CLEAR_HEIGHT = 0.06  # m, above the 3 cm puck with the fingers' length below the gripper
+
+
+def nearest_on_path(start: torch.Tensor, end: torch.Tensor, point: torch.Tensor,
+                    dims: int = 3) -> torch.Tensor:
+    """The point (..., 3) of the segment from `start` to `end` (..., 3) nearest `point`,
+    measured in the first `dims` coordinates."""
+    path = end - start
+    flat, rel = path[..., :dims], (point - start)[..., :dims]
+    along = (rel * flat).sum(-1) / (flat * flat).sum(-1).clamp(min=1e-9)
+    return start + along.clamp(0, 1)[..., None] * path
 
 
 def holds_object(proprio: torch.Tensor) -> bool:
@@ -103,6 +119,11 @@ class ObjectiveConfig:
     # the goal-gripper term's weight while holding (instead of proprio_weight): the gripper
     # is asked to stay where the goal image shows it only once the object is there
     hold_proprio_weight: float = 0.0
+    # once the goal looked reached at the last plan, keep holding while the read contact
+    # point is within hold_release (m) of the goal's (0: hold_radius): a drawer held at
+    # 0.9 cm was pushed 2 cm shut by one plan, left the hold, and 'last'-weighted plans
+    # lifted the gripper off the handle
+    hold_release: float = 0.0
     # the grip action is held open (-1) while the gripper is farther than open_radius (m)
     # from the contact point read from the current image, if the goal image shows the
     # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
@@ -141,6 +162,10 @@ class ObjectiveConfig:
     # at most as far as the gripper moved; with the end points alone the planner still chose
     # plans in which the predictor moved a puck 13 cm in one step as the gripper swept by
     touch_path: bool = False
+    # > 0: the weight of how far (m, summed over the imagined steps) the imagined gripper's
+    # path runs lower than CLEAR_HEIGHT within CLEAR_RADIUS of a pushed object near its goal
+    # (PUSHED): a plan drove the gripper through a puck held at 1.6 cm from its goal
+    clear_weight: float = 0.0
 
     def __post_init__(self):
         if self.distance not in ("l1", "l2"):
@@ -151,21 +176,27 @@ class ObjectiveConfig:
             raise ValueError(f"{self.scales=} must be a non-empty list of positive integers")
         weights = (self.latent_weight, self.proprio_weight, self.contact_weight,
                    self.object_weight, self.approach_slope, self.approach_height,
-                   self.hold_radius, self.hold_proprio_weight, self.open_radius,
-                   self.push_offset, self.push_clear, self.touch_radius)
+                   self.hold_radius, self.hold_proprio_weight, self.hold_release,
+                   self.open_radius, self.push_offset, self.push_clear, self.touch_radius,
+                   self.clear_weight)
         if min(weights) < 0:
             raise ValueError(f"{self.latent_weight=}, {self.proprio_weight=}, "
                              f"{self.contact_weight=}, {self.object_weight=}, "
                              f"{self.approach_slope=}, {self.approach_height=}, "
                              f"{self.hold_radius=}, {self.hold_proprio_weight=}, "
+                             f"{self.hold_release=}, "
                              f"{self.open_radius=}, {self.push_offset=}, "
-                             f"{self.push_clear=} and {self.touch_radius=} must be >= 0")
+                             f"{self.push_clear=}, {self.touch_radius=} and "
+                             f"{self.clear_weight=} must be >= 0")
         if self.touch_path and self.touch_radius <= 0:
             raise ValueError("objective.touch_path needs touch_radius > 0: it measures the touch "
                              "along the gripper's path")
-        if self.push_clear > 0 and self.push_offset <= 0:
-            raise ValueError("objective.push_clear needs push_offset > 0: it places the target "
-                             "of a pushed object near its goal")
+        if max(self.push_clear, self.clear_weight) > 0 and self.push_offset <= 0:
+            raise ValueError("objective.push_clear or clear_weight needs push_offset > 0: they "
+                             "act on a pushed object")
+        if 0 < self.hold_release < self.hold_radius:
+            raise ValueError(f"{self.hold_release=} must be >= {self.hold_radius=}: it lets "
+                             "a reached goal go farther off before it stops holding")
         if self.carry and not (self.keep_held and self.open_radius > 0):
             raise ValueError("objective.carry needs keep_held and open_radius > 0: it carries "
                              "what the fingers are kept closed on")
@@ -197,7 +228,7 @@ class LatentObjective:
                  goal_proprio: torch.Tensor | None = None,
                  contact: torch.Tensor | None = None,
                  goal_contact: torch.Tensor | None = None,
-                 held_offset: torch.Tensor | None = None):
+                 held_offset: torch.Tensor | None = None, was_reached: bool = False):
         """z: (P, D) current tokens; proprio: (S,); goal: (P, D) goal image tokens;
         history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)};
         goal_proprio: (S,) the goal's proprio as read from the goal image (needed when
@@ -205,7 +236,8 @@ class LatentObjective:
         current image (needed when cfg.contact_weight > 0 and the predictor does not
         imagine it); goal_contact: (3,) the goal's, read from the goal image (needed when
         cfg.object_weight > 0); held_offset: (3,) where a held object's contact point sits
-        from the gripper (used with cfg.carry while the fingers hold it)."""
+        from the gripper (used with cfg.carry while the fingers hold it); was_reached: the
+        goal looked reached at the last plan (cfg.hold_release applies)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
         if cfg.reads_goal_gripper and goal_proprio is None:
@@ -223,9 +255,10 @@ class LatentObjective:
         if max(cfg.hold_radius, cfg.push_offset) > 0 and (contact is None or goal_contact is None):
             raise ValueError("objective.hold_radius or push_offset > 0 needs the contact points "
                              "of the current and the goal image, read by a contact reader")
-        if cfg.touch_radius > 0 and not predictor.object_state:
-            raise ValueError("objective.touch_radius > 0 needs a predictor that imagines the "
-                             "object state (python -m worldmodel.train_ac object_state=true)")
+        if max(cfg.touch_radius, cfg.clear_weight) > 0 and not predictor.object_state:
+            raise ValueError("objective.touch_radius or clear_weight > 0 needs a predictor that "
+                             "imagines the object state (python -m worldmodel.train_ac "
+                             "object_state=true)")
         if cfg.open_radius > 0 and contact is None:
             raise ValueError("objective.open_radius > 0 needs the contact point, read from "
                              "the current image by a contact reader")
@@ -248,13 +281,13 @@ class LatentObjective:
             held = cfg.keep_held and holds_object(proprio)
             self.grip = 1.0 if held else -1.0 if far else None
         # where the contact term's target stands from the contact point, for a pushed object
-        self.behind, pushed_home = None, False
+        self.behind, self.pushed_home = None, False
         if (cfg.push_offset > 0 and float(goal_proprio[3]) <= OPEN_GAP
                 and float(contact[2]) < PUSH_HEIGHT):
             way = (goal_contact - contact)[:2]
-            pushed_home = float(way.norm()) < PUSHED
+            self.pushed_home = float(way.norm()) < PUSHED
             offset = cfg.push_offset
-            if pushed_home:  # near its goal: keep clear on the gripper's side, and hold
+            if self.pushed_home:  # near its goal: keep clear on the gripper's side, and hold
                 way = (contact - proprio[:3].to(contact))[:2]
                 offset = cfg.push_clear or offset
             self.behind = F.pad(-offset * way / way.norm().clamp(min=1e-6), (0, 1))
@@ -262,9 +295,9 @@ class LatentObjective:
         self.held_offset = held_offset if cfg.carry and held else None
         # the goal looks reached, a pushed object is near it, or a held object is carried
         # there: hold (score the whole imagined path, not only its end)
-        reached = cfg.hold_radius > 0 and float(
-            (contact - goal_contact).norm()) < cfg.hold_radius
-        self.holding = pushed_home or self.held_offset is not None or reached
+        radius = cfg.hold_release if was_reached and cfg.hold_release else cfg.hold_radius
+        self.reached = cfg.hold_radius > 0 and float((contact - goal_contact).norm()) < radius
+        self.holding = self.pushed_home or self.held_offset is not None or self.reached
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
@@ -295,8 +328,7 @@ class LatentObjective:
         for h in range(proprio.shape[1]):
             path, move = gripper[:, h] - before, imagined[:, h] - last
             if self.cfg.touch_path:  # the nearest point of the path; moves capped at its length
-                along = ((position - before) * path).sum(-1) / (path * path).sum(-1).clamp(min=1e-9)
-                gap = (before + along.clamp(0, 1)[:, None] * path - position).norm(dim=-1)
+                gap = (nearest_on_path(before, gripper[:, h], position) - position).norm(dim=-1)
                 move = move * (path.norm(dim=-1) / move.norm(dim=-1).clamp(min=1e-9)).clamp(
                     max=1)[:, None]
             else:
@@ -306,6 +338,18 @@ class LatentObjective:
             kept.append(position)
             before, last = gripper[:, h], imagined[:, h]
         return torch.cat([proprio[..., :4], torch.stack(kept, 1), proprio[..., 7:]], -1)
+
+    def crossing(self, proprio: torch.Tensor) -> torch.Tensor:
+        """How far (m) the imagined gripper's path runs below CLEAR_HEIGHT where it passes
+        within CLEAR_RADIUS of the object, summed over the imagined steps: (N,)."""
+        gripper, objects = proprio[..., :3], proprio[..., 4:7]
+        before = torch.cat([self.proprio[:, None, :3].expand(len(proprio), 1, 3),
+                            gripper[:, :-1]], 1)
+        start = torch.cat([self.proprio[:, None, 4:7].expand(len(proprio), 1, 3),
+                           objects[:, :-1]], 1)  # the object where each step starts
+        nearest = nearest_on_path(before, gripper, start, dims=2)  # seen from above
+        near = (nearest[..., :2] - start[..., :2]).norm(dim=-1) < CLEAR_RADIUS
+        return ((CLEAR_HEIGHT - nearest[..., 2]).clamp(min=0) * near).sum(1)
 
     def imagine(self, actions: torch.Tensor) -> torch.Tensor:
         """Imagined tokens (N, H, P, D) of planned actions (N, H, A)."""
@@ -356,9 +400,11 @@ class LatentObjective:
         """Energies (N,) of planned actions (N, H, A)."""
         z, proprio = self.rollout(actions)
         distances = self.distances(z, proprio)
+        clear = (self.cfg.clear_weight * self.crossing(proprio)
+                 if self.cfg.clear_weight > 0 and self.pushed_home else 0)
         if self.cfg.weighting == "uniform" or self.holding:
-            return distances.mean(dim=1)
-        energy = distances[:, -1]
+            return distances.mean(dim=1) + clear
+        energy = distances[:, -1] + clear
         if self.cfg.contact_every_step and self.cfg.contact_weight > 0:
             reach = self.reach(proprio)  # the last step's reach -> the mean over the steps
             energy = energy + self.cfg.contact_weight * (reach.mean(dim=1) - reach[:, -1])

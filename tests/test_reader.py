@@ -195,6 +195,26 @@ def test_hold_scores_the_whole_path_and_the_goal_gripper_once_the_goal_is_reache
     assert held and value == pytest.approx(expected, rel=1e-5)
 
 
+def test_hold_release_keeps_holding_a_reached_goal_until_it_is_that_far_off():
+    """hold_release: a goal that looked reached at the last plan is held while the read
+    contact point stays within hold_release of the goal's; a goal not reached before needs
+    hold_radius; the agent passes each plan's `reached` to the next."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, goal_contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
+
+    def holding(off, was_reached, release=0.03):
+        cfg = ObjectiveConfig(contact_weight=1.0, hold_radius=0.015, hold_release=release)
+        return LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
+                               contact=goal_contact + torch.tensor([off, 0, 0]),
+                               goal_contact=goal_contact, was_reached=was_reached).holding
+
+    assert holding(0.01, False) and not holding(0.02, False)  # first reach: hold_radius
+    assert holding(0.02, True) and not holding(0.04, True)  # then released at 3 cm
+    assert not holding(0.02, True, release=0.0)  # off: hold_radius throughout
+    with pytest.raises(ValueError, match="hold_release"):
+        ObjectiveConfig(hold_radius=0.015, hold_release=0.01)
+
+
 def test_contact_every_step_scores_the_way_to_the_point_not_only_its_end():
     """contact_every_step: a 'last' energy takes the contact term's mean over the imagined
     steps, so of two plans ending on the point the one whose way stays nearer it wins."""
@@ -311,7 +331,7 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
     assert reach_to((-0.05, 0.0, 0.015), clear=0.1) == (at, False)  # far: push_offset behind
     assert reach_to((0.0, 0.0, 0.06), puck=(0.0, 0.0, 0.06)) == (at, False)  # high: the point
     assert reach_to((0.0, 0.0, 0.015), goal_gap=0.04) == (at, False)  # a grasp: the point
-    with pytest.raises(ValueError, match="push_clear needs push_offset"):
+    with pytest.raises(ValueError, match="push_clear or clear_weight needs push_offset"):
         ObjectiveConfig(push_clear=0.1)
     with pytest.raises(ValueError, match="push_offset > 0 needs the contact points"):
         LatentObjective(ObjectiveConfig(push_offset=0.05), predictor, z=z, goal=z,
@@ -344,7 +364,7 @@ def test_touch_radius_moves_the_imagined_object_only_near_the_gripper():
     # step 1 starts 3 cm from the object, step 2 both ends 43 cm and more away
     assert torch.allclose(moved(0.08), objects[[0, 1, 1]])
     assert torch.equal(moved(0.0), objects)
-    with pytest.raises(ValueError, match="touch_radius > 0 needs a predictor"):
+    with pytest.raises(ValueError, match="touch_radius or clear_weight > 0 needs a predictor"):
         LatentObjective(ObjectiveConfig(touch_radius=0.08),
                         ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4,
                                     feature_dim=8, proprio_dim=4),
@@ -404,3 +424,32 @@ def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model
                          f"out_dir={tmp_path / 'reader'}", f"export_dir={weights}",
                          "steps=1", *TINY_READER))
     assert run(cfg, tmp_path / "mpc")["episodes"] == 1
+
+
+def test_clear_weight_counts_low_paths_near_a_pushed_object_at_its_goal():
+    """clear_weight: near its goal, a gripper path passing low (below CLEAR_HEIGHT) within
+    CLEAR_RADIUS of a pushed object adds how far it runs below; high or far paths add
+    nothing, and nothing is added while the object is still away from its goal."""
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
+                            proprio_dim=7)
+    z, puck = torch.randn(4, 8), torch.tensor([0.0, 0.0, 0.015])
+
+    def energy(start, end, goal=(0.03, 0.0, 0.015), weight=1.0):
+        cfg = ObjectiveConfig(latent_weight=0.0, push_offset=0.05, touch_radius=0.06,
+                              clear_weight=weight)
+        imagined = torch.tensor([[*end, 0.0, *puck]])[None]
+        predictor.imagine = lambda cache, z, proprio, actions: (z[:, None], imagined)
+        objective = LatentObjective(cfg, predictor, z=z, goal=z,
+                                    proprio=torch.tensor([*start, 0.0, *puck]),
+                                    contact=puck, goal_contact=torch.tensor(goal),
+                                    goal_proprio=torch.tensor([0.0, 0.0, 0.1, 0.0]))
+        return objective(torch.zeros(1, 1, 4)).item()
+
+    across = (0.03, -0.1, 0.02), (0.03, 0.1, 0.02)  # 3 cm from the puck's centre, 2 cm high
+    assert energy(*across) == pytest.approx(0.04)
+    assert energy(*across, weight=0.0) == 0
+    assert energy((0.03, -0.1, 0.08), (0.03, 0.1, 0.08)) == 0  # over the top
+    assert energy((0.1, -0.1, 0.02), (0.1, 0.1, 0.02)) == 0  # 10 cm away
+    assert energy(*across, goal=(0.2, 0.0, 0.015)) == 0  # still to be pushed there
+    with pytest.raises(ValueError, match="clear_weight needs push_offset"):
+        ObjectiveConfig(clear_weight=1.0)

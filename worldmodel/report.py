@@ -163,6 +163,8 @@ def describe_energy(cfg: dict) -> str:
     elif objective.get("hold_radius", 0) > 0:
         energy += (f", averaged over the imagined steps once the read contact point is within "
                    f"{objective['hold_radius']:g} m of the goal's")
+        if objective.get("hold_release", 0) > 0:
+            energy += f" (and while within {objective['hold_release']:g} m after that)"
         if objective.get("hold_proprio_weight", 0) > 0:
             energy += (f", then with {objective['hold_proprio_weight']:g} x |imagined gripper - "
                        "goal gripper read by the proprio reader| (m)")
@@ -181,6 +183,9 @@ def describe_energy(cfg: dict) -> str:
         energy += ("; where the goal image shows the fingers closed and a low object elsewhere, "
                    f"the contact target {objective['push_offset']:g} m behind it on the line "
                    f"from its goal (near the goal, {near} on the gripper's side, held)")
+        if objective.get("clear_weight", 0) > 0:
+            energy += (f" + {objective['clear_weight']:g} x how far (m) the imagined gripper's "
+                       "path runs too low near it there")
     if objective.get("touch_radius", 0) > 0:
         path = "'s path between steps, no farther than the gripper moved"
         energy += (f"; the imagined object moved only within {objective['touch_radius']:g} m "
@@ -502,7 +507,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
                           "object_grasp", "object_grasp_held", "object_carry",
-                          "object_push", "object_touch")},
+                          "object_push", "object_touch", "object_clear")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
