@@ -47,7 +47,8 @@ def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
 
 @pytest.mark.parametrize("planning", ["object", "object_hold", "object_path",
                                       "object_path_free", "object_grasp", "object_grasp_held",
-                                      "object_carry", "object_push", "object_touch"])
+                                      "object_carry", "object_push", "object_touch",
+                                      "object_clear"])
 def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     """planning=object: the separately reported variant's weights (worldmodel/pretrained/
     object: the shipped encoder and proprio reader, a predictor that imagines the contact
@@ -60,8 +61,9 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     hold one), run on pick-and-place; object_grasp_held: that never letting a held cube go;
     object_carry: that carrying a held cube with the gripper; object_push: that pushing a
     puck from behind, the imagined object moved only near the gripper, run on push;
-    object_touch: that moving it only along the gripper's path, leaving it clear at its goal."""
-    pushing = planning in ("object_push", "object_touch")
+    object_touch: that moving it only along the gripper's path, leaving it clear at its goal;
+    object_clear: that keeping the gripper above it there, and holding a reached goal longer."""
+    pushing = planning in ("object_push", "object_touch", "object_clear")
     grasp = pushing or planning.startswith(("object_grasp", "object_carry"))
     env = "push" if pushing else "pick_place" if grasp else "drawer"
     cfg = compose_config("mpc", f"planning={planning}", f"env={env}", "max_steps=8",
@@ -77,8 +79,10 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert cfg.objective.keep_held == (planning == "object_grasp_held" or carry)
     assert cfg.objective.carry == carry
     assert (cfg.objective.push_offset > 0) == pushing == (cfg.objective.touch_radius > 0)
-    assert cfg.objective.touch_path == (planning == "object_touch") == (
-        cfg.objective.push_clear > 0)
+    touch = planning in ("object_touch", "object_clear")
+    assert cfg.objective.touch_path == touch == (cfg.objective.push_clear > 0)
+    assert (cfg.objective.clear_weight > 0) == (planning == "object_clear") == (
+        cfg.objective.hold_release > 0)
     assert (cfg.objective.hold_proprio_weight > 0) == (
         planning in ("object_hold", "object_path") or grasp)
     assert run(cfg, tmp_path)["episodes"] == 1
