@@ -198,7 +198,7 @@ def test_hold_scores_the_whole_path_and_the_goal_gripper_once_the_goal_is_reache
 def test_hold_release_keeps_holding_a_reached_goal_until_it_is_that_far_off():
     """hold_release: a goal that looked reached at the last plan is held while the read
     contact point stays within hold_release of the goal's; a goal not reached before needs
-    hold_radius; the agent passes each plan's `reached` to the next."""
+    hold_radius."""
     plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
     z, goal_contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
 
