@@ -47,7 +47,9 @@ in which the predictor carries a puck towards its goal with the gripper 9-28 cm 
 `clear_weight` > 0 adds how far the imagined gripper's path runs low near a pushed object at
 its goal (a plan drove the gripper through a puck held there), and `hold_release` keeps a
 reached goal held until it is that far off (a drawer pushed 2 cm shut by one plan left the
-hold, and the plans after it lifted the gripper off the handle).
+hold, and the plans after it lifted the gripper off the handle). `hold_scale` < 1 scales the
+planned moves while a reached goal is held (a drawer held at its goal opening was pulled
+past it and pushed back by plan after plan, and was off when the episode ended).
 """
 
 from __future__ import annotations
@@ -124,6 +126,11 @@ class ObjectiveConfig:
     # 0.9 cm was pushed 2 cm shut by one plan, left the hold, and 'last'-weighted plans
     # lifted the gripper off the handle
     hold_release: float = 0.0
+    # (0, 1]: while a reached goal is held, the planned moves (not the grip) are scaled by
+    # this, for the imagined steps and the executed ones: a drawer held at its goal opening
+    # was pulled 2-4 cm past it and pushed back by each plan (a control step moves it up to
+    # 1.6 cm) and ended 3.8-4.7 cm off, outside the 3 cm success threshold
+    hold_scale: float = 1.0
     # the grip action is held open (-1) while the gripper is farther than open_radius (m)
     # from the contact point read from the current image, if the goal image shows the
     # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
@@ -194,6 +201,9 @@ class ObjectiveConfig:
         if max(self.push_clear, self.clear_weight) > 0 and self.push_offset <= 0:
             raise ValueError("objective.push_clear or clear_weight needs push_offset > 0: they "
                              "act on a pushed object")
+        if not 0 < self.hold_scale <= 1:
+            raise ValueError(f"{self.hold_scale=} must be in (0, 1]: it scales the planned "
+                             "moves while a reached goal is held")
         if 0 < self.hold_release < self.hold_radius:
             raise ValueError(f"{self.hold_release=} must be >= {self.hold_radius=}: it lets "
                              "a reached goal go farther off before it stops holding")
@@ -301,8 +311,13 @@ class LatentObjective:
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
-        (every control action's last entry) set to `grip` where the objective sets it."""
+        (every control action's last entry) set to `grip` where the objective sets it, the
+        moves scaled by hold_scale while a reached goal is held."""
         actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
+        if self.reached and self.cfg.hold_scale < 1:
+            scale = actions.new_full(actions.shape[-1:], self.cfg.hold_scale)
+            scale[3::4] = 1.0  # dx, dy, dz, grip per control step
+            actions = actions * scale
         if self.grip is not None:
             grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
             grip[3::4] = True  # dx, dy, dz, grip per control step

@@ -48,7 +48,7 @@ def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
 @pytest.mark.parametrize("planning", ["object", "object_hold", "object_path",
                                       "object_path_free", "object_grasp", "object_grasp_held",
                                       "object_carry", "object_push", "object_touch",
-                                      "object_clear"])
+                                      "object_clear", "object_steady"])
 def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     """planning=object: the separately reported variant's weights (worldmodel/pretrained/
     object: the shipped encoder and proprio reader, a predictor that imagines the contact
@@ -62,8 +62,9 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     object_carry: that carrying a held cube with the gripper; object_push: that pushing a
     puck from behind, the imagined object moved only near the gripper, run on push;
     object_touch: that moving it only along the gripper's path, leaving it clear at its goal;
-    object_clear: that keeping the gripper above it there, and holding a reached goal longer."""
-    pushing = planning in ("object_push", "object_touch", "object_clear")
+    object_clear: that keeping the gripper above it there, and holding a reached goal longer;
+    object_steady: that with slower moves while a reached goal is held."""
+    pushing = planning in ("object_push", "object_touch", "object_clear", "object_steady")
     grasp = pushing or planning.startswith(("object_grasp", "object_carry"))
     env = "push" if pushing else "pick_place" if grasp else "drawer"
     cfg = compose_config("mpc", f"planning={planning}", f"env={env}", "max_steps=8",
@@ -79,10 +80,11 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert cfg.objective.keep_held == (planning == "object_grasp_held" or carry)
     assert cfg.objective.carry == carry
     assert (cfg.objective.push_offset > 0) == pushing == (cfg.objective.touch_radius > 0)
-    touch = planning in ("object_touch", "object_clear")
+    touch = planning in ("object_touch", "object_clear", "object_steady")
     assert cfg.objective.touch_path == touch == (cfg.objective.push_clear > 0)
-    assert (cfg.objective.clear_weight > 0) == (planning == "object_clear") == (
+    assert (cfg.objective.clear_weight > 0) == (planning in ("object_clear", "object_steady")) == (
         cfg.objective.hold_release > 0)
+    assert (cfg.objective.hold_scale < 1) == (planning == "object_steady")
     assert (cfg.objective.hold_proprio_weight > 0) == (
         planning in ("object_hold", "object_path") or grasp)
     assert run(cfg, tmp_path)["episodes"] == 1

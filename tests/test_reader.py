@@ -215,6 +215,33 @@ def test_hold_release_keeps_holding_a_reached_goal_until_it_is_that_far_off():
         ObjectiveConfig(hold_radius=0.015, hold_release=0.01)
 
 
+def test_hold_scale_slows_the_moves_only_while_a_reached_goal_is_held():
+    """hold_scale: while the read contact point is within hold_radius of the goal's, the
+    planned moves (dx, dy, dz of every control step) are scaled, the grip is not; elsewhere
+    the actions are the planner's."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, goal_contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
+    actions = torch.rand(1, 3, 4) * 2 - 1
+
+    def model_actions(off):
+        cfg = ObjectiveConfig(contact_weight=1.0, hold_radius=0.015, hold_scale=0.3)
+        objective = LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
+                                    contact=goal_contact + torch.tensor([off, 0, 0]),
+                                    goal_contact=goal_contact, action_repeat=2)
+        return objective.reached, objective.model_actions(actions).view(1, 3, 2, 4)
+
+    reached, held = model_actions(0.01)
+    assert reached
+    torch.testing.assert_close(held[..., :3], 0.3 * actions[:, :, None, :3].expand(1, 3, 2, 3))
+    torch.testing.assert_close(held[..., 3], actions[:, :, None, 3].expand(1, 3, 2))
+    reached, free = model_actions(0.05)
+    assert not reached
+    torch.testing.assert_close(free, actions[:, :, None].expand(1, 3, 2, 4))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="hold_scale"):
+            ObjectiveConfig(hold_scale=bad)
+
+
 def test_contact_every_step_scores_the_way_to_the_point_not_only_its_end():
     """contact_every_step: a 'last' energy takes the contact term's mean over the imagined
     steps, so of two plans ending on the point the one whose way stays nearer it wins."""

@@ -165,6 +165,8 @@ def describe_energy(cfg: dict) -> str:
                    f"{objective['hold_radius']:g} m of the goal's")
         if objective.get("hold_release", 0) > 0:
             energy += f" (and while within {objective['hold_release']:g} m after that)"
+        if objective.get("hold_scale", 1) < 1:
+            energy += f", the planned moves scaled by {objective['hold_scale']:g} there"
         if objective.get("hold_proprio_weight", 0) > 0:
             energy += (f", then with {objective['hold_proprio_weight']:g} x |imagined gripper - "
                        "goal gripper read by the proprio reader| (m)")
