@@ -316,7 +316,7 @@ class LatentObjective:
         actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
         if self.reached and self.cfg.hold_scale < 1:
             scale = actions.new_full(actions.shape[-1:], self.cfg.hold_scale)
-            scale[3::4] = 1.0  # dx, dy, dz, grip per control step
+            scale[3::4] = 1.0  # the grip is not a move
             actions = actions * scale
         if self.grip is not None:
             grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
