@@ -509,7 +509,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
                           "object_grasp", "object_grasp_held", "object_carry",
-                          "object_push", "object_touch", "object_clear")},
+                          "object_push", "object_touch", "object_clear", "object_steady")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
