@@ -314,13 +314,11 @@ class LatentObjective:
         (every control action's last entry) set to `grip` where the objective sets it, the
         moves scaled by hold_scale while a reached goal is held."""
         actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
+        grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
+        grip[3::4] = True  # dx, dy, dz, grip per control step
         if self.reached and self.cfg.hold_scale < 1:
-            scale = actions.new_full(actions.shape[-1:], self.cfg.hold_scale)
-            scale[3::4] = 1.0  # the grip is not a move
-            actions = actions * scale
+            actions = torch.where(grip, actions, self.cfg.hold_scale * actions)
         if self.grip is not None:
-            grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
-            grip[3::4] = True  # dx, dy, dz, grip per control step
             actions = actions.masked_fill(grip, self.grip)
         return actions
 
