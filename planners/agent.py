@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from planners.objective import LatentObjective, ObjectiveConfig, holds_object
+from planners.objective import LatentObjective, ObjectiveConfig, holds_object, stuck
 from planners.sampling import SamplingPlanner
 from worldmodel.features import token_distance
 from worldmodel.reader import ProprioReader
@@ -122,6 +122,7 @@ class LatentMPCAgent:
         self._set_goal(0)
         self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._held: list[torch.Tensor] = []  # read contact - gripper, each plan since the grasp
+        self._expected = None  # the gripper before the executed steps and where it was imagined
 
     def _set_goal(self, index: int) -> None:
         self.goal_index, self._plans_on_goal = index, 0
@@ -163,21 +164,23 @@ class LatentMPCAgent:
         history = None if not context else {
             key: torch.stack([item[i] for item in context])
             for i, key in enumerate(("z", "proprio", "actions"))}
+        blocked = self._expected is not None and stuck(*self._expected, proprio[:3])
         objective = LatentObjective(self.objective_cfg, self.predictor, z=z, proprio=proprio,
                                     goal=self.goal, history=history,
                                     action_repeat=self.action_repeat,
                                     goal_proprio=self.goal_proprio, contact=contact,
                                     goal_contact=self.goal_contact, held_offset=held_offset,
-                                    was_reached=self._reached)
+                                    was_reached=self._reached, blocked=blocked)
         self._reached = objective.reached
         result = self.planner.plan(objective, generator)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
-        imagined = objective.imagine(result.actions[None])[0]  # (H, P, D)
+        imagined, imagined_proprio = (x[0] for x in objective.rollout(result.actions[None]))
+        self._expected = proprio[:3], imagined_proprio[self.execute - 1, :3]
         self.planner.shift(self.execute)
         self._past = [*self._past, (z, proprio, plan[0])][-max(self.history - 1, 1):]
         controls = plan[:self.execute].reshape(-1, ENV_ACTION_DIM).cpu().numpy()
         info = {"energy": result.energy, "plan_ms": 1e3 * (time.perf_counter() - start),
-                "goal_index": self.goal_index,
+                "goal_index": self.goal_index, "blocked": blocked,
                 "best_per_iteration": result.best_energy_per_iteration,
                 "mean_per_iteration": result.mean_energy_per_iteration,
                 "imagined_to_goal": (imagined[-1] - self.goal).square().mean(-1),  # (P,)

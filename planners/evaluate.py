@@ -295,6 +295,7 @@ def run_job(job: tuple[str, str, int]) -> dict:
             "gripper_offset": [round(x, 5) for x in episode["gripper_offset"]],
             "closest_contact": round(episode["closest_contact"], 5),
             "object_rise": round(episode["object_rise"], 5),
+            "blocked": episode["blocked"],
             "plan_ms": [round(ms, 2) for ms in plan_ms],
             "task_distance": [round(d, 5) for d in episode["task_distance"]],
             "wall_s": round(time.perf_counter() - start, 2)}
@@ -341,7 +342,7 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                                  ("push_offset", 0.0), ("touch_radius", 0.0),
                                  ("touch_path", False), ("push_clear", 0.0),
                                  ("clear_weight", 0.0), ("hold_release", 0.0),
-                                 ("hold_scale", 1.0)):
+                                 ("hold_scale", 1.0), ("unstick_lift", 0.0)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]
             # (the reader read for hold_proprio_weight is left out: records from before)

@@ -175,6 +175,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             "closest_contact": min(contact),  # m, closest the gripper came to the object
             # m, how far the object's centre rose above its start (lifted, or tipped on edge)
             "object_rise": max(heights) - heights[0],
+            "blocked": sum(bool(p.get("blocked")) for p in plans),  # plans after a blocked step
             "plan_ms": [p["plan_ms"] for p in plans],
             "energy": [p.get("energy", float("nan")) for p in plans],
             "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],

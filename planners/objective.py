@@ -50,6 +50,10 @@ reached goal held until it is that far off (a drawer pushed 2 cm shut by one pla
 hold, and the plans after it lifted the gripper off the handle). `hold_scale` < 1 scales the
 planned moves while a reached goal is held (a drawer held at its goal opening was pulled
 past it and pushed back by plan after plan, and was off when the episode ended).
+`unstick_lift` > 0 lifts the gripper for one model step after a step in which it moved less
+than `UNSTICK_RATIO` of what the predictor imagined: pressed against a handle bar or onto a
+cabinet's top, the gripper stood still for 30 control steps under plans that imagined it
+passing through.
 """
 
 from __future__ import annotations
@@ -69,6 +73,15 @@ PUSH_HEIGHT = 0.035  # m, contact points below this rest on the table (puck 1.5 
 PUSHED = 0.04  # m, an object this near its goal is left where it is (push success: 5 cm)
 CLEAR_RADIUS = 0.055  # m, a gripper path this near a pushed object's centre passes over it
 CLEAR_HEIGHT = 0.06  # m, above the 3 cm puck with the fingers' length below the gripper
+UNSTICK_RATIO = 0.4  # a step moved less than this share of its imagined motion: blocked
+UNSTICK_MIN = 0.02  # m, only steps imagined to move at least this much count
+
+
+def stuck(start: torch.Tensor, imagined: torch.Tensor, observed: torch.Tensor) -> bool:
+    """Whether the gripper, imagined to move from `start` to `imagined` (3,) over a model
+    step, moved less than UNSTICK_RATIO of that (to `observed`): something blocked it."""
+    expected = float((imagined - start).norm())
+    return expected >= UNSTICK_MIN and float((observed - start).norm()) < UNSTICK_RATIO * expected
 
 
 def nearest_on_path(start: torch.Tensor, end: torch.Tensor, point: torch.Tensor,
@@ -131,6 +144,11 @@ class ObjectiveConfig:
     # was pulled 2-4 cm past it and pushed back by each plan (a control step moves it up to
     # 1.6 cm) and ended 3.8-4.7 cm off, outside the 3 cm success threshold
     hold_scale: float = 1.0
+    # > 0: when the gripper moved less than UNSTICK_RATIO of what the predictor imagined over
+    # the last executed model step (something it did not foresee held it: a drawer's handle
+    # bar, a cabinet's top), the next plan's first model step is a lift straight up, dz at
+    # this (action units; the grip the planner's), unless a reached goal is held
+    unstick_lift: float = 0.0
     # the grip action is held open (-1) while the gripper is farther than open_radius (m)
     # from the contact point read from the current image, if the goal image shows the
     # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
@@ -204,6 +222,9 @@ class ObjectiveConfig:
         if not 0 < self.hold_scale <= 1:
             raise ValueError(f"{self.hold_scale=} must be in (0, 1]: it scales the planned "
                              "moves while a reached goal is held")
+        if not 0 <= self.unstick_lift <= 1:
+            raise ValueError(f"{self.unstick_lift=} must be in [0, 1]: the first model "
+                             "step's dz (action units) after a blocked step; 0: off")
         if 0 < self.hold_release < self.hold_radius:
             raise ValueError(f"{self.hold_release=} must be >= {self.hold_radius=}: it lets "
                              "a reached goal go farther off before it stops holding")
@@ -238,7 +259,8 @@ class LatentObjective:
                  goal_proprio: torch.Tensor | None = None,
                  contact: torch.Tensor | None = None,
                  goal_contact: torch.Tensor | None = None,
-                 held_offset: torch.Tensor | None = None, was_reached: bool = False):
+                 held_offset: torch.Tensor | None = None, was_reached: bool = False,
+                 blocked: bool = False):
         """z: (P, D) current tokens; proprio: (S,); goal: (P, D) goal image tokens;
         history: earlier frames as {"z": (C, P, D), "proprio": (C, S), "actions": (C, A)};
         goal_proprio: (S,) the goal's proprio as read from the goal image (needed when
@@ -247,7 +269,9 @@ class LatentObjective:
         imagine it); goal_contact: (3,) the goal's, read from the goal image (needed when
         cfg.object_weight > 0); held_offset: (3,) where a held object's contact point sits
         from the gripper (used with cfg.carry while the fingers hold it); was_reached: the
-        goal looked reached at the last plan (cfg.hold_release applies)."""
+        goal looked reached at the last plan (cfg.hold_release applies); blocked: the gripper
+        moved much less than imagined over the last executed step (cfg.unstick_lift
+        applies)."""
         P, D = z.shape
         assert goal.shape == (P, D), f"goal tokens {tuple(goal.shape)} != {(P, D)}"
         if cfg.reads_goal_gripper and goal_proprio is None:
@@ -308,16 +332,23 @@ class LatentObjective:
         radius = cfg.hold_release if was_reached and cfg.hold_release else cfg.hold_radius
         self.reached = cfg.hold_radius > 0 and float((contact - goal_contact).norm()) < radius
         self.holding = self.pushed_home or self.held_offset is not None or self.reached
+        # stuck on something the predictor did not foresee: the first model step lifts
+        self.lift = cfg.unstick_lift if blocked and not self.holding else 0.0
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
         (every control action's last entry) set to `grip` where the objective sets it, the
-        moves scaled by hold_scale while a reached goal is held."""
+        moves scaled by hold_scale while a reached goal is held, the first step's moves a lift
+        (0, 0, unstick_lift) after a blocked step."""
         actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
         grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
         grip[3::4] = True  # dx, dy, dz, grip per control step
         if self.reached and self.cfg.hold_scale < 1:
             actions = torch.where(grip, actions, self.cfg.hold_scale * actions)
+        if self.lift > 0:
+            lift = actions.new_zeros(actions.shape[-1])
+            lift[2::4] = self.lift
+            actions = torch.cat([torch.where(grip, actions[:, :1], lift), actions[:, 1:]], 1)
         if self.grip is not None:
             actions = actions.masked_fill(grip, self.grip)
         return actions

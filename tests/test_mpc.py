@@ -48,7 +48,7 @@ def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
 @pytest.mark.parametrize("planning", ["object", "object_hold", "object_path",
                                       "object_path_free", "object_grasp", "object_grasp_held",
                                       "object_carry", "object_push", "object_touch",
-                                      "object_clear", "object_steady"])
+                                      "object_clear", "object_steady", "object_unstick"])
 def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     """planning=object: the separately reported variant's weights (worldmodel/pretrained/
     object: the shipped encoder and proprio reader, a predictor that imagines the contact
@@ -63,8 +63,10 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     puck from behind, the imagined object moved only near the gripper, run on push;
     object_touch: that moving it only along the gripper's path, leaving it clear at its goal;
     object_clear: that keeping the gripper above it there, and holding a reached goal longer;
-    object_steady: that with slower moves while a reached goal is held."""
-    pushing = planning in ("object_push", "object_touch", "object_clear", "object_steady")
+    object_steady: that with slower moves while a reached goal is held; object_unstick: that
+    lifting the gripper after a blocked step."""
+    steady = planning in ("object_steady", "object_unstick")
+    pushing = planning in ("object_push", "object_touch", "object_clear") or steady
     grasp = pushing or planning.startswith(("object_grasp", "object_carry"))
     env = "push" if pushing else "pick_place" if grasp else "drawer"
     cfg = compose_config("mpc", f"planning={planning}", f"env={env}", "max_steps=8",
@@ -80,11 +82,12 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert cfg.objective.keep_held == (planning == "object_grasp_held" or carry)
     assert cfg.objective.carry == carry
     assert (cfg.objective.push_offset > 0) == pushing == (cfg.objective.touch_radius > 0)
-    touch = planning in ("object_touch", "object_clear", "object_steady")
+    touch = planning in ("object_touch", "object_clear") or steady
     assert cfg.objective.touch_path == touch == (cfg.objective.push_clear > 0)
-    assert (cfg.objective.clear_weight > 0) == (planning in ("object_clear", "object_steady")) == (
+    assert (cfg.objective.clear_weight > 0) == (planning == "object_clear" or steady) == (
         cfg.objective.hold_release > 0)
-    assert (cfg.objective.hold_scale < 1) == (planning == "object_steady")
+    assert (cfg.objective.hold_scale < 1) == steady
+    assert (cfg.objective.unstick_lift > 0) == (planning == "object_unstick")
     assert (cfg.objective.hold_proprio_weight > 0) == (
         planning in ("object_hold", "object_path") or grasp)
     assert run(cfg, tmp_path)["episodes"] == 1
@@ -146,6 +149,30 @@ def test_agent_rejects_inconsistent_settings(tiny_world_model):
         build_agent(mpc_config(tiny_world_model, "execute=9"))
     with pytest.raises(ValueError, match="history"):
         build_agent(mpc_config(tiny_world_model, "history=2", "execute=2"))
+
+
+def test_a_step_blocked_against_the_imagined_one_is_followed_by_a_lift(tiny_world_model):
+    """unstick_lift: when the gripper moved less than 40 % of the motion the predictor imagined
+    for the executed step, the next executed step lifts it (dz at unstick_lift, no horizontal
+    move); a step that moved most of the way, or one imagined to stand still, is planned."""
+    agent = build_agent(mpc_config(tiny_world_model, "objective.unstick_lift=0.5"))
+    image = np.zeros((64, 64, 3), np.uint8)
+    agent.reset(image)
+    generator = torch.Generator().manual_seed(0)
+
+    def act(observed, imagined):
+        agent._expected = torch.zeros(3), torch.tensor(imagined)
+        proprio = np.array([*observed, 0.0], np.float32)
+        return agent.act({"pixels": image, "proprio": proprio}, generator)
+
+    controls, info = act([0.01, 0, 0], [0.05, 0, 0])
+    assert info["blocked"]
+    np.testing.assert_allclose(controls[:, :3], np.tile([0.0, 0.0, 0.5], (len(controls), 1)))
+    for observed, imagined in (([0.03, 0, 0], [0.05, 0, 0]), ([0, 0, 0], [0.01, 0, 0])):
+        controls, info = act(observed, imagined)
+        assert not info["blocked"] and not np.allclose(controls[:, :3], [0.0, 0.0, 0.5])
+    with pytest.raises(ValueError, match="unstick_lift"):
+        mpc_config(tiny_world_model, "objective.unstick_lift=2")
 
 
 def test_objective_prefers_the_goal(tiny_world_model):

@@ -242,6 +242,28 @@ def test_hold_scale_slows_the_moves_only_while_a_reached_goal_is_held():
             ObjectiveConfig(hold_scale=bad)
 
 
+def test_a_blocked_step_lifts_unless_a_reached_goal_is_held():
+    """unstick_lift after a blocked step: the first model step's moves are a lift, the grip
+    and later steps the planner's; while a reached goal is held (a pressed button) nothing
+    is lifted."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, goal_contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
+    actions = torch.rand(1, 3, 4) * 2 - 1
+
+    def model_actions(off):
+        cfg = ObjectiveConfig(contact_weight=1.0, hold_radius=0.015, unstick_lift=0.5)
+        objective = LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
+                                    contact=goal_contact + torch.tensor([off, 0, 0]),
+                                    goal_contact=goal_contact, action_repeat=2, blocked=True)
+        return objective.model_actions(actions).view(1, 3, 2, 4)
+
+    lifted = model_actions(0.05)
+    torch.testing.assert_close(lifted[0, 0, :, :3], torch.tensor([[0.0, 0.0, 0.5]] * 2))
+    torch.testing.assert_close(lifted[0, 0, :, 3], actions[0, 0, 3].expand(2))
+    torch.testing.assert_close(lifted[:, 1:], actions[:, 1:, None].expand(1, 2, 2, 4))
+    torch.testing.assert_close(model_actions(0.01), actions[:, :, None].expand(1, 3, 2, 4))
+
+
 def test_contact_every_step_scores_the_way_to_the_point_not_only_its_end():
     """contact_every_step: a 'last' energy takes the contact term's mean over the imagined
     steps, so of two plans ending on the point the one whose way stays nearer it wins."""

@@ -170,6 +170,10 @@ def describe_energy(cfg: dict) -> str:
         if objective.get("hold_proprio_weight", 0) > 0:
             energy += (f", then with {objective['hold_proprio_weight']:g} x |imagined gripper - "
                        "goal gripper read by the proprio reader| (m)")
+    if objective.get("unstick_lift", 0) > 0:
+        energy += (f"; after a step in which the gripper moved less than 40 % of its imagined "
+                   f"motion, a first model step lifting it (dz {objective['unstick_lift']:g})"
+                   " unless holding")
     if objective.get("open_radius", 0) > 0:
         energy += (f"; where the goal image shows the fingers apart, the grip held open while "
                    f"the gripper is farther than "
@@ -509,7 +513,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
                           "object_grasp", "object_grasp_held", "object_carry",
-                          "object_push", "object_touch", "object_clear", "object_steady")},
+                          "object_push", "object_touch", "object_clear", "object_steady",
+                          "object_unstick")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
