@@ -215,26 +215,28 @@ def test_hold_release_keeps_holding_a_reached_goal_until_it_is_that_far_off():
         ObjectiveConfig(hold_radius=0.015, hold_release=0.01)
 
 
+def held_model_actions(actions, off, blocked=False, **cfg):
+    """(reached, the model actions (1, H, 2, 4) of `actions` (1, H, 4) held for 2 control
+    steps) with the read contact point `off` m from the goal's (hold_radius 1.5 cm)."""
+    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, goal_contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
+    objective = LatentObjective(ObjectiveConfig(contact_weight=1.0, hold_radius=0.015, **cfg),
+                                plain, z=z, proprio=torch.zeros(4), goal=z,
+                                contact=goal_contact + torch.tensor([off, 0, 0]),
+                                goal_contact=goal_contact, action_repeat=2, blocked=blocked)
+    return objective.reached, objective.model_actions(actions).view(1, -1, 2, 4)
+
+
 def test_hold_scale_slows_the_moves_only_while_a_reached_goal_is_held():
     """hold_scale: while the read contact point is within hold_radius of the goal's, the
     planned moves (dx, dy, dz of every control step) are scaled, the grip is not; elsewhere
     the actions are the planner's."""
-    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
-    z, goal_contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
     actions = torch.rand(1, 3, 4) * 2 - 1
-
-    def model_actions(off):
-        cfg = ObjectiveConfig(contact_weight=1.0, hold_radius=0.015, hold_scale=0.3)
-        objective = LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
-                                    contact=goal_contact + torch.tensor([off, 0, 0]),
-                                    goal_contact=goal_contact, action_repeat=2)
-        return objective.reached, objective.model_actions(actions).view(1, 3, 2, 4)
-
-    reached, held = model_actions(0.01)
+    reached, held = held_model_actions(actions, 0.01, hold_scale=0.3)
     assert reached
     torch.testing.assert_close(held[..., :3], 0.3 * actions[:, :, None, :3].expand(1, 3, 2, 3))
     torch.testing.assert_close(held[..., 3], actions[:, :, None, 3].expand(1, 3, 2))
-    reached, free = model_actions(0.05)
+    reached, free = held_model_actions(actions, 0.05, hold_scale=0.3)
     assert not reached
     torch.testing.assert_close(free, actions[:, :, None].expand(1, 3, 2, 4))
     for bad in (0.0, 1.5):
@@ -246,22 +248,13 @@ def test_a_blocked_step_lifts_unless_a_reached_goal_is_held():
     """unstick_lift after a blocked step: the first model step's moves are a lift, the grip
     and later steps the planner's; while a reached goal is held (a pressed button) nothing
     is lifted."""
-    plain = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
-    z, goal_contact = torch.randn(4, 8), torch.tensor([0.1, 0.2, 0.0])
     actions = torch.rand(1, 3, 4) * 2 - 1
-
-    def model_actions(off):
-        cfg = ObjectiveConfig(contact_weight=1.0, hold_radius=0.015, unstick_lift=0.5)
-        objective = LatentObjective(cfg, plain, z=z, proprio=torch.zeros(4), goal=z,
-                                    contact=goal_contact + torch.tensor([off, 0, 0]),
-                                    goal_contact=goal_contact, action_repeat=2, blocked=True)
-        return objective.model_actions(actions).view(1, 3, 2, 4)
-
-    lifted = model_actions(0.05)
+    _, lifted = held_model_actions(actions, 0.05, blocked=True, unstick_lift=0.5)
     torch.testing.assert_close(lifted[0, 0, :, :3], torch.tensor([[0.0, 0.0, 0.5]] * 2))
     torch.testing.assert_close(lifted[0, 0, :, 3], actions[0, 0, 3].expand(2))
     torch.testing.assert_close(lifted[:, 1:], actions[:, 1:, None].expand(1, 2, 2, 4))
-    torch.testing.assert_close(model_actions(0.01), actions[:, :, None].expand(1, 3, 2, 4))
+    _, held = held_model_actions(actions, 0.01, blocked=True, unstick_lift=0.5)
+    torch.testing.assert_close(held, actions[:, :, None].expand(1, 3, 2, 4))
 
 
 def test_contact_every_step_scores_the_way_to_the_point_not_only_its_end():
