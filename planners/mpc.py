@@ -163,7 +163,8 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
         if cfg.verbose:
             print(f"  step {step:3d}/{budget}  energy {plan['energy']:.4f}  "
                   f"task distance {100 * info['distance']:5.1f} cm  "
-                  f"plan {plan['plan_ms']:6.0f} ms", flush=True)
+                  f"plan {plan['plan_ms']:6.0f} ms"
+                  + ("  (after a blocked step)" if plan.get("blocked") else ""), flush=True)
         if terminated:  # the simulation became unstable
             break
     frames.append(side_by_side(obs["pixels"], goal, *heat))
