@@ -51,7 +51,7 @@ hold, and the plans after it lifted the gripper off the handle). `hold_scale` < 
 planned moves while a reached goal is held (a drawer held at its goal opening was pulled
 past it and pushed back by plan after plan, and was off when the episode ended).
 `unstick_lift` > 0 lifts the gripper for one model step after a step in which it moved less
-than `UNSTICK_RATIO` of what the predictor imagined: pressed against a handle bar or onto a
+than `BLOCKED_RATIO` of what the predictor imagined: pressed against a handle bar or onto a
 cabinet's top, the gripper stood still for 30 control steps under plans that imagined it
 passing through.
 """
@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from einops import repeat
 
-from worldmodel.ac_predictor import ACPredictor
+from worldmodel.ac_predictor import BLOCKED_RATIO, MIN_COMMANDED, ACPredictor
 from worldmodel.features import token_distance
 
 OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something between them
@@ -73,15 +73,13 @@ PUSH_HEIGHT = 0.035  # m, contact points below this rest on the table (puck 1.5 
 PUSHED = 0.04  # m, an object this near its goal is left where it is (push success: 5 cm)
 CLEAR_RADIUS = 0.055  # m, a gripper path this near a pushed object's centre passes over it
 CLEAR_HEIGHT = 0.06  # m, above the 3 cm puck with the fingers' length below the gripper
-UNSTICK_RATIO = 0.4  # a step moved less than this share of its imagined motion: blocked
-UNSTICK_MIN = 0.02  # m, only steps imagined to move at least this much count
 
 
 def stuck(start: torch.Tensor, imagined: torch.Tensor, observed: torch.Tensor) -> bool:
     """Whether the gripper, imagined to move from `start` to `imagined` (3,) over a model
-    step, moved less than UNSTICK_RATIO of that (to `observed`): something blocked it."""
+    step, moved less than BLOCKED_RATIO of that (to `observed`): something blocked it."""
     expected = float((imagined - start).norm())
-    return expected >= UNSTICK_MIN and float((observed - start).norm()) < UNSTICK_RATIO * expected
+    return expected >= MIN_COMMANDED and float((observed - start).norm()) < BLOCKED_RATIO * expected
 
 
 def nearest_on_path(start: torch.Tensor, end: torch.Tensor, point: torch.Tensor,
@@ -144,7 +142,7 @@ class ObjectiveConfig:
     # was pulled 2-4 cm past it and pushed back by each plan (a control step moves it up to
     # 1.6 cm) and ended 3.8-4.7 cm off, outside the 3 cm success threshold
     hold_scale: float = 1.0
-    # > 0: when the gripper moved less than UNSTICK_RATIO of what the predictor imagined over
+    # > 0: when the gripper moved less than BLOCKED_RATIO of what the predictor imagined over
     # the last executed model step (something it did not foresee held it: a drawer's handle
     # bar, a cabinet's top), the next plan's first model step is a lift straight up, dz at
     # this (action units; the grip the planner's), unless a reached goal is held

@@ -27,6 +27,10 @@ from worldmodel.transformer import Attention, sincos_1d, sincos_2d
 
 CONDITIONINGS = ("adaln", "tokens")
 ROBOT_PROPRIO_DIM = 4  # gripper xyz and finger gap
+# blocked: the gripper moved less than this share of the motion its actions command (in play
+# data, train_ac.blocked_steps) or the predictor imagined (while planning, objective.stuck)
+BLOCKED_RATIO = 0.4
+MIN_COMMANDED = 0.02  # m; only steps commanded (or imagined) to move at least this much count
 
 
 @dataclass

@@ -38,7 +38,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from envs.dataset import EpisodeDataset
-from worldmodel.ac_predictor import ROBOT_PROPRIO_DIM, ACConfig, ACPredictor
+from worldmodel.ac_predictor import (
+    BLOCKED_RATIO,
+    MIN_COMMANDED,
+    ROBOT_PROPRIO_DIM,
+    ACConfig,
+    ACPredictor,
+)
 from worldmodel.checkpoint import load_checkpoint, resume, save_training
 from worldmodel.features import FeatureWindows, cache_features
 from worldmodel.hardware import autocast_dtype, matmul_peak, pick_device
@@ -150,9 +156,7 @@ def batch_tensors(windows: FeatureWindows, index, device) -> tuple[torch.Tensor,
     return z.to(device), actions.to(device), proprio.to(device)
 
 
-BLOCKED_RATIO = 0.4  # blocked: the gripper moved less than this share of its free motion
-FREE_RATIO = 0.7  # free: it moved at least this share
-MIN_COMMANDED = 0.02  # m; only steps whose actions command at least this much motion count
+FREE_RATIO = 0.7  # free: the gripper moved at least this share of its free motion
 
 
 def commanded_motion(actions: np.ndarray, proprio: np.ndarray, frameskip: int):
