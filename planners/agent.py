@@ -164,7 +164,8 @@ class LatentMPCAgent:
         history = None if not context else {
             key: torch.stack([item[i] for item in context])
             for i, key in enumerate(("z", "proprio", "actions"))}
-        blocked = self._expected is not None and stuck(*self._expected, proprio[:3])
+        blocked = self._expected is not None and stuck(
+            *self._expected, proprio[:3], dims=2 if self.objective_cfg.unstick_horizontal else 3)
         objective = LatentObjective(self.objective_cfg, self.predictor, z=z, proprio=proprio,
                                     goal=self.goal, history=history,
                                     action_repeat=self.action_repeat,

@@ -75,11 +75,14 @@ CLEAR_RADIUS = 0.055  # m, a gripper path this near a pushed object's centre pas
 CLEAR_HEIGHT = 0.06  # m, above the 3 cm puck with the fingers' length below the gripper
 
 
-def stuck(start: torch.Tensor, imagined: torch.Tensor, observed: torch.Tensor) -> bool:
+def stuck(start: torch.Tensor, imagined: torch.Tensor, observed: torch.Tensor,
+          dims: int = 3) -> bool:
     """Whether the gripper, imagined to move from `start` to `imagined` (3,) over a model
-    step, moved less than BLOCKED_RATIO of that (to `observed`): something blocked it."""
-    expected = float((imagined - start).norm())
-    return expected >= MIN_COMMANDED and float((observed - start).norm()) < BLOCKED_RATIO * expected
+    step, moved less than BLOCKED_RATIO of that (to `observed`): something blocked it.
+    Measured in the first `dims` coordinates (2: horizontal motion only)."""
+    expected = float((imagined - start)[:dims].norm())
+    moved = float((observed - start)[:dims].norm())
+    return expected >= MIN_COMMANDED and moved < BLOCKED_RATIO * expected
 
 
 def nearest_on_path(start: torch.Tensor, end: torch.Tensor, point: torch.Tensor,
@@ -147,6 +150,10 @@ class ObjectiveConfig:
     # bar, a cabinet's top), the next plan's first model step is a lift straight up, dz at
     # this (action units; the grip the planner's), unless a reached goal is held
     unstick_lift: float = 0.0
+    # with unstick_lift: a step counts as blocked from its horizontal (xy) motion only: a
+    # gripper pulling a drawer by pressing down on its front panel does not move down as
+    # imagined, and a lift took it off the drawer
+    unstick_horizontal: bool = False
     # the grip action is held open (-1) while the gripper is farther than open_radius (m)
     # from the contact point read from the current image, if the goal image shows the
     # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
@@ -223,6 +230,9 @@ class ObjectiveConfig:
         if not 0 <= self.unstick_lift <= 1:
             raise ValueError(f"{self.unstick_lift=} must be in [0, 1]: the first model "
                              "step's dz (action units) after a blocked step; 0: off")
+        if self.unstick_horizontal and self.unstick_lift <= 0:
+            raise ValueError("objective.unstick_horizontal needs unstick_lift > 0: it says "
+                             "when to lift")
         if 0 < self.hold_release < self.hold_radius:
             raise ValueError(f"{self.hold_release=} must be >= {self.hold_radius=}: it lets "
                              "a reached goal go farther off before it stops holding")

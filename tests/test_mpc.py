@@ -48,7 +48,8 @@ def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
 @pytest.mark.parametrize("planning", ["object", "object_hold", "object_path",
                                       "object_path_free", "object_grasp", "object_grasp_held",
                                       "object_carry", "object_push", "object_touch",
-                                      "object_clear", "object_steady", "object_unstick"])
+                                      "object_clear", "object_steady", "object_unstick",
+                                      "object_unstick_xy"])
 def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     """planning=object: the separately reported variant's weights (worldmodel/pretrained/
     object: the shipped encoder and proprio reader, a predictor that imagines the contact
@@ -64,8 +65,9 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     object_touch: that moving it only along the gripper's path, leaving it clear at its goal;
     object_clear: that keeping the gripper above it there, and holding a reached goal longer;
     object_steady: that with slower moves while a reached goal is held; object_unstick: that
-    lifting the gripper after a blocked step."""
-    steady = planning in ("object_steady", "object_unstick")
+    lifting the gripper after a blocked step; object_unstick_xy: that judging blocked steps
+    from horizontal motion only."""
+    steady = planning in ("object_steady", "object_unstick", "object_unstick_xy")
     pushing = planning in ("object_push", "object_touch", "object_clear") or steady
     grasp = pushing or planning.startswith(("object_grasp", "object_carry"))
     env = "push" if pushing else "pick_place" if grasp else "drawer"
@@ -87,7 +89,8 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert (cfg.objective.clear_weight > 0) == (planning == "object_clear" or steady) == (
         cfg.objective.hold_release > 0)
     assert (cfg.objective.hold_scale < 1) == steady
-    assert (cfg.objective.unstick_lift > 0) == (planning == "object_unstick")
+    assert (cfg.objective.unstick_lift > 0) == planning.startswith("object_unstick")
+    assert cfg.objective.unstick_horizontal == (planning == "object_unstick_xy")
     assert (cfg.objective.hold_proprio_weight > 0) == (
         planning in ("object_hold", "object_path") or grasp)
     assert run(cfg, tmp_path)["episodes"] == 1
@@ -173,6 +176,25 @@ def test_a_step_blocked_against_the_imagined_one_is_followed_by_a_lift(tiny_worl
         assert not info["blocked"] and not np.allclose(controls[:, :3], [0.0, 0.0, 0.5])
     with pytest.raises(ValueError, match="unstick_lift"):
         mpc_config(tiny_world_model, "objective.unstick_lift=2")
+
+
+@pytest.mark.parametrize("horizontal", [False, True])
+def test_unstick_horizontal_judges_a_step_blocked_from_its_xy_motion(tiny_world_model,
+                                                                     horizontal):
+    """A gripper imagined to move 5 cm down that stayed put counts as blocked, unless
+    objective.unstick_horizontal judges the horizontal motion only; one imagined 5 cm
+    sideways that stayed put is blocked either way."""
+    agent = build_agent(mpc_config(tiny_world_model, "objective.unstick_lift=0.5",
+                                   f"objective.unstick_horizontal={horizontal}"))
+    image = np.zeros((64, 64, 3), np.uint8)
+    agent.reset(image)
+    for imagined, blocked in (([0, 0, -0.05], not horizontal), ([0.05, 0, 0], True)):
+        agent._expected = torch.zeros(3), torch.tensor(imagined)
+        _, info = agent.act({"pixels": image, "proprio": np.zeros(4, np.float32)},
+                            torch.Generator().manual_seed(0))
+        assert info["blocked"] == blocked
+    with pytest.raises(ValueError, match="unstick_horizontal needs unstick_lift"):
+        mpc_config(tiny_world_model, "objective.unstick_horizontal=true")
 
 
 def test_objective_prefers_the_goal(tiny_world_model):

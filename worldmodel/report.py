@@ -171,8 +171,9 @@ def describe_energy(cfg: dict) -> str:
             energy += (f", then with {objective['hold_proprio_weight']:g} x |imagined gripper - "
                        "goal gripper read by the proprio reader| (m)")
     if objective.get("unstick_lift", 0) > 0:
+        motion = "horizontal motion" if objective.get("unstick_horizontal") else "motion"
         energy += (f"; after a step in which the gripper moved less than 40 % of its imagined "
-                   f"motion, a first model step lifting it (dz {objective['unstick_lift']:g})"
+                   f"{motion}, a first model step lifting it (dz {objective['unstick_lift']:g})"
                    " unless holding")
     if objective.get("open_radius", 0) > 0:
         energy += (f"; where the goal image shows the fingers apart, the grip held open while "
