@@ -224,6 +224,35 @@ def planner_speed_table(report: dict) -> str:
 
 
 SEED_TARGETS = {"push": 87, "pick_place": 73, "drawer": 81, "button": 79}  # the seed's table, %
+SEED_SCRATCH = {"push": 34, "pick_place": 19, "drawer": 28, "button": 41}  # its scratch row, %
+# the README's summary table: (row, report, method), each report's seed ranges in turn
+HEADLINE = (("world model, object variant (`planning=object_unstick_xy`)", "object_unstick_xy",
+             "world_model"),
+            ("world model, label-free default (`planning=shipped`)", "zero_shot", "world_model"),
+            ("scratch: random-init encoder, label-free recipe", "zero_shot", "scratch"),
+            ("oracle: the true simulator, same planner", "zero_shot", "oracle"),
+            ("random actions", "zero_shot", "random"))
+# the object variant's planning configs in the order they were added: (report, what it adds)
+PROGRESSION = (
+    ("object_wm_2", "`object`: the predictor imagines the task's contact point; the energy "
+                    "adds the imagined gripper's distance to it and the imagined contact "
+                    "point's to the goal's, read from the goal image"),
+    ("object_reach_hold", "`object_hold`: the contact point reached from above; a reached goal "
+                          "held"),
+    ("object_path", "`object_path`: the contact term at every imagined step"),
+    ("object_grasp", "`object_grasp`: the fingers kept open on the way to a cube"),
+    ("object_grasp_held", "`object_grasp_held`: a held cube's grip kept closed"),
+    ("object_carry", "`object_carry`: a held cube carried with the gripper"),
+    ("object_push", "`object_push`: a low object pushed from behind; the imagined object moved "
+                    "only near the imagined gripper"),
+    ("object_touch", "`object_touch`: moved only along the gripper's path; a pushed object "
+                     "left clear at its goal"),
+    ("object_clear", "`object_clear`: the gripper kept above a pushed object at its goal; a "
+                     "reached goal held until 3 cm off"),
+    ("object_steady", "`object_steady`: the planned moves scaled by 0.3 while a reached goal "
+                      "is held"),
+    ("object_unstick", "`object_unstick`: a lift after a step the gripper was blocked in"),
+    ("object_unstick_xy", "`object_unstick_xy`: blocked judged from horizontal motion only"))
 
 
 def _weights_name(path: str) -> str | None:
@@ -295,6 +324,43 @@ def zero_shot_table(report: dict, detail: bool = False,
                                  f"{r['episodes']} |")
             lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def headline_table(reports: dict) -> str:
+    """Success of each HEADLINE row per task and seed range, beside the seed's table."""
+    tasks = list(SEED_TARGETS)
+    lines = ["| | seeds | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+    for label, name, method in HEADLINE:
+        for seeds, run in reports[name]["ranges"].items():
+            lines.append(f"| {label} | {seeds} | " + " | ".join(
+                _rate(run["results"].get(task, {}).get(method)) for task in tasks) + " |")
+    lines.append("| the seed's table: V-JEPA 2 / scratch | – | " + " | ".join(
+        f"{SEED_TARGETS[t]} / {SEED_SCRATCH[t]} %" for t in tasks) + " |")
+    sources = ", ".join(f"`reports/{name}.json`" for name in dict.fromkeys(r[1] for r in HEADLINE))
+    return "\n".join([*lines, "", f"Success at the final step [Wilson 95 % interval], 50 seeded "
+                       f"episodes per task and row; from {sources}."])
+
+
+def progression_table(reports: dict) -> str:
+    """The object variant's world-model success per task, config after config (PROGRESSION),
+    both seed ranges in each cell."""
+    tasks = list(SEED_TARGETS)
+    lines = ["| `planning=` and what it adds | " + " | ".join(tasks) + " |",
+             "|---|" + "---|" * len(tasks)]
+    for name, adds in PROGRESSION:
+        ranges = reports[name]["ranges"]
+        if list(ranges) != ["0-49", "1000-1049"]:
+            adds += f" (seeds {' / '.join(ranges)})"
+        cells = [" / ".join(f"{100 * r['success_rate']:.0f}" if r else "–" for r in (
+            run["results"].get(task, {}).get("world_model") for run in ranges.values()))
+            for task in tasks]
+        lines.append(f"| {adds} | " + " | ".join(cells) + " |")
+    lines.append("| the seed's table | " + " | ".join(f"{SEED_TARGETS[t]}" for t in tasks) + " |")
+    return "\n".join([*lines, "", "Success (%) at the final step on seeds 0-49 / 1000-1049, 50 "
+                       "seeded episodes per task and range unless marked; each config is the "
+                       "one above it plus what its row says; from `reports/NAME.json`, NAME "
+                       "the row's report (`object_wm_2` for `object`, `object_reach_hold` for "
+                       "`object_hold`)."])
 
 
 def rl_wrappers_table(report: dict) -> str:
@@ -490,7 +556,9 @@ TABLES = {"probe": probe_table, "attention": attention_table,
           "probe_wide": lambda r: probe_table(r, source="reports/probe_wide.json"),
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
-          "zero_shot": zero_shot_table, "rl_wrappers": rl_wrappers_table,
+          "zero_shot": zero_shot_table, "headline": headline_table,
+          "progression": progression_table,
+          "rl_wrappers": rl_wrappers_table,
           **{name: (lambda r, n=name: zero_shot_table(r, source=f"reports/{n}.json"))
              for name in ("zero_shot_front", "sim_latent", "sim_latent_pyramid", "wide_pyramid",
                           "wide_pretrained",
@@ -515,7 +583,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
              for name in ("object_reach_hold", "object_path", "object_path_free",
                           "object_grasp", "object_grasp_held", "object_carry",
                           "object_push", "object_touch", "object_clear", "object_steady",
-                          "object_unstick")},
+                          "object_unstick", "object_unstick_xy")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
@@ -529,6 +597,10 @@ MULTI_REPORT_TABLES = ("ac_conditioning", "oracle_budget", "oracle_contact", "en
 
 def load_report(name: str) -> dict | None:
     """reports/NAME.json, or for the `MULTI_REPORT_TABLES` every reports/NAME_*.json."""
+    if name in ("headline", "progression"):
+        names = [r[1] for r in HEADLINE] if name == "headline" else [r[0] for r in PROGRESSION]
+        reports = {source: load_report(source) for source in names}
+        return None if None in reports.values() else reports
     if name in MULTI_REPORT_TABLES:
         paths = sorted(REPORTS.glob(f"{name}_*.json"))
         return {p.stem.removeprefix(f"{name}_"): json.loads(p.read_text())
