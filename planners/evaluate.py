@@ -342,7 +342,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                                  ("push_offset", 0.0), ("touch_radius", 0.0),
                                  ("touch_path", False), ("push_clear", 0.0),
                                  ("clear_weight", 0.0), ("hold_release", 0.0),
-                                 ("hold_scale", 1.0), ("unstick_lift", 0.0),
+                                 ("hold_scale", 1.0), ("push_scale", 1.0),
+                                 ("push_near", 0.06), ("unstick_lift", 0.0),
                                  ("unstick_horizontal", False)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]

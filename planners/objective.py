@@ -50,6 +50,8 @@ reached goal held until it is that far off (a drawer pushed 2 cm shut by one pla
 hold, and the plans after it lifted the gripper off the handle). `hold_scale` < 1 scales the
 planned moves while a reached goal is held (a drawer held at its goal opening was pulled
 past it and pushed back by plan after plan, and was off when the episode ended).
+`push_scale` < 1 scales them while a pushed object is within `push_near` of its goal (a
+model step at full speed pushed a puck through its goal and out again).
 `unstick_lift` > 0 lifts the gripper for one model step after a step in which it moved less
 than `BLOCKED_RATIO` of what the predictor imagined: pressed against a handle bar or onto a
 cabinet's top, the gripper stood still for 30 control steps under plans that imagined it
@@ -145,6 +147,11 @@ class ObjectiveConfig:
     # was pulled 2-4 cm past it and pushed back by each plan (a control step moves it up to
     # 1.6 cm) and ended 3.8-4.7 cm off, outside the 3 cm success threshold
     hold_scale: float = 1.0
+    # (0, 1]: while a pushed object (push_offset) is read within push_near (m) of its goal,
+    # the planned moves (not the grip) are scaled by this, imagined and executed: a model
+    # step of 4 control steps at full speed pushed a puck through its goal and out again
+    push_scale: float = 1.0
+    push_near: float = 0.06
     # > 0: when the gripper moved less than BLOCKED_RATIO of what the predictor imagined over
     # the last executed model step (something it did not foresee held it: a drawer's handle
     # bar, a cabinet's top), the next plan's first model step is a lift straight up, dz at
@@ -230,6 +237,12 @@ class ObjectiveConfig:
         if not 0 <= self.unstick_lift <= 1:
             raise ValueError(f"{self.unstick_lift=} must be in [0, 1]: the first model "
                              "step's dz (action units) after a blocked step; 0: off")
+        if not 0 < self.push_scale <= 1 or self.push_near <= 0:
+            raise ValueError(f"{self.push_scale=} must be in (0, 1] and {self.push_near=} > 0: "
+                             "the planned moves are scaled near a pushed object's goal")
+        if self.push_scale < 1 and self.push_offset <= 0:
+            raise ValueError("objective.push_scale < 1 needs push_offset > 0: it acts on a "
+                             "pushed object")
         if self.unstick_horizontal and self.unstick_lift <= 0:
             raise ValueError("objective.unstick_horizontal needs unstick_lift > 0: it says "
                              "when to lift")
@@ -323,11 +336,11 @@ class LatentObjective:
             held = cfg.keep_held and holds_object(proprio)
             self.grip = 1.0 if held else -1.0 if far else None
         # where the contact term's target stands from the contact point, for a pushed object
-        self.behind, self.pushed_home = None, False
+        self.behind, self.pushed_home, near = None, False, False
         if (cfg.push_offset > 0 and float(goal_proprio[3]) <= OPEN_GAP
                 and float(contact[2]) < PUSH_HEIGHT):
             way = (goal_contact - contact)[:2]
-            self.pushed_home = float(way.norm()) < PUSHED
+            self.pushed_home, near = float(way.norm()) < PUSHED, float(way.norm()) < cfg.push_near
             offset = cfg.push_offset
             if self.pushed_home:  # near its goal: keep clear on the gripper's side, and hold
                 way = (contact - proprio[:3].to(contact))[:2]
@@ -340,19 +353,23 @@ class LatentObjective:
         radius = cfg.hold_release if was_reached and cfg.hold_release else cfg.hold_radius
         self.reached = cfg.hold_radius > 0 and float((contact - goal_contact).norm()) < radius
         self.holding = self.pushed_home or self.held_offset is not None or self.reached
+        # the planned moves' scale: slower while a reached goal is held or a pushed object is
+        # near its goal
+        self.move_scale = cfg.hold_scale if self.reached else cfg.push_scale if near else 1.0
         # stuck on something the predictor did not foresee: the first model step lifts
         self.lift = cfg.unstick_lift if blocked and not self.holding else 0.0
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
         (every control action's last entry) set to `grip` where the objective sets it, the
-        moves scaled by hold_scale while a reached goal is held, the first step's moves a lift
+        moves scaled by hold_scale while a reached goal is held (push_scale while a pushed
+        object is near its goal), the first step's moves a lift
         (0, 0, unstick_lift) after a blocked step."""
         actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
         grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
         grip[3::4] = True  # dx, dy, dz, grip per control step
-        if self.reached and self.cfg.hold_scale < 1:
-            actions = torch.where(grip, actions, self.cfg.hold_scale * actions)
+        if self.move_scale < 1:
+            actions = torch.where(grip, actions, self.move_scale * actions)
         if self.lift > 0:
             lift = actions.new_zeros(actions.shape[-1])
             lift[2::4] = self.lift

@@ -349,7 +349,8 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
     contact term's target stands push_offset behind the read object, on the line from its
     goal through it; near its goal, that far from it on the gripper's side, holding (every
     imagined step scored), or push_clear from it where set; a high contact point (drawer,
-    button) or a goal with the fingers apart (pick-and-place) keeps the point."""
+    button) or a goal with the fingers apart (pick-and-place) keeps the point; push_scale
+    slows the planned moves within push_near of the goal."""
     predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8,
                             proprio_dim=7)
     z, gripper = torch.randn(4, 8), torch.tensor([0.0, -0.1, 0.1])
@@ -375,6 +376,21 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
     assert reach_to((0.0, 0.0, 0.015), goal_gap=0.04) == (at, False)  # a grasp: the point
     with pytest.raises(ValueError, match="push_clear or clear_weight needs push_offset"):
         ObjectiveConfig(push_clear=0.1)
+    # push_scale: the planned moves (not the grip) scaled while the object is near its goal
+    actions = torch.rand(1, 2, 4) * 2 - 1
+    for goal, scale in (((0.05, 0.0, 0.015), 0.5), ((0.2, 0.0, 0.015), 1.0)):
+        objective = LatentObjective(
+            ObjectiveConfig(contact_weight=1.0, push_offset=0.05, push_scale=0.5), predictor,
+            z=z, goal=z, proprio=torch.cat([gripper, torch.zeros(4)]),
+            contact=torch.tensor([0.0, 0.0, 0.015]), goal_contact=torch.tensor(goal),
+            goal_proprio=torch.zeros(4))
+        moved = objective.model_actions(actions)
+        torch.testing.assert_close(moved[..., :3], scale * actions[..., :3])
+        torch.testing.assert_close(moved[..., 3], actions[..., 3])
+    with pytest.raises(ValueError, match="push_scale < 1 needs push_offset"):
+        ObjectiveConfig(push_scale=0.5)
+    with pytest.raises(ValueError, match="push_scale"):
+        ObjectiveConfig(push_offset=0.05, push_scale=0.0)
     with pytest.raises(ValueError, match="push_offset > 0 needs the contact points"):
         LatentObjective(ObjectiveConfig(push_offset=0.05), predictor, z=z, goal=z,
                         proprio=torch.zeros(7), goal_proprio=torch.zeros(4))

@@ -193,6 +193,9 @@ def describe_energy(cfg: dict) -> str:
         if objective.get("clear_weight", 0) > 0:
             energy += (f" + {objective['clear_weight']:g} x how far (m) the imagined gripper's "
                        "path runs too low near it there")
+        if objective.get("push_scale", 1) < 1:
+            energy += (f", the planned moves scaled by {objective['push_scale']:g} while it is "
+                       f"within {objective.get('push_near', 0.06):g} m of its goal")
     if objective.get("touch_radius", 0) > 0:
         path = "'s path between steps, no farther than the gripper moved"
         energy += (f"; the imagined object moved only within {objective['touch_radius']:g} m "
