@@ -255,7 +255,9 @@ PROGRESSION = (
     ("object_steady", "`object_steady`: the planned moves scaled by 0.3 while a reached goal "
                       "is held"),
     ("object_unstick", "`object_unstick`: a lift after a step the gripper was blocked in"),
-    ("object_unstick_xy", "`object_unstick_xy`: blocked judged from horizontal motion only"))
+    ("object_unstick_xy", "`object_unstick_xy`: blocked judged from horizontal motion only"),
+    ("object_push_slow", "`object_push_slow`: the planned moves x 0.5 while a pushed object is "
+                         "within 6 cm of its goal"))
 
 
 def _weights_name(path: str) -> str | None:
@@ -586,7 +588,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
              for name in ("object_reach_hold", "object_path", "object_path_free",
                           "object_grasp", "object_grasp_held", "object_carry",
                           "object_push", "object_touch", "object_clear", "object_steady",
-                          "object_unstick", "object_unstick_xy")},
+                          "object_unstick", "object_unstick_xy", "object_push_slow")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
