@@ -344,6 +344,7 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                                  ("clear_weight", 0.0), ("hold_release", 0.0),
                                  ("hold_scale", 1.0), ("push_scale", 1.0),
                                  ("push_near", 0.06), ("unstick_lift", 0.0),
+                                 ("home_lift", 0.0),
                                  ("unstick_horizontal", False)):
                 if list(np.atleast_1d(objective[key])) == list(np.atleast_1d(default)):
                     del objective[key]

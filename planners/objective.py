@@ -55,7 +55,9 @@ model step at full speed pushed a puck through its goal and out again).
 `unstick_lift` > 0 lifts the gripper for one model step after a step in which it moved less
 than `BLOCKED_RATIO` of what the predictor imagined: pressed against a handle bar or onto a
 cabinet's top, the gripper stood still for 30 control steps under plans that imagined it
-passing through.
+passing through. `home_lift` > 0 lifts it for one model step when a pushed object is read at
+its goal with the gripper low over it: a gripper pressing on a puck's top dragged it back off
+its goal as it backed away.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from worldmodel.features import token_distance
 
 OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something between them
 HELD_GAP = 0.06  # m, and below this (wide open: 7 cm; around a 4 cm cube: 4 cm)
+FULL_GAP = 0.07  # m, the finger gap the grip action -1 opens to (+1 closes them; envs)
 PUSH_HEIGHT = 0.035  # m, contact points below this rest on the table (puck 1.5 cm, others 6 cm+)
 PUSHED = 0.04  # m, an object this near its goal is left where it is (push success: 5 cm)
 CLEAR_RADIUS = 0.055  # m, a gripper path this near a pushed object's centre passes over it
@@ -161,6 +164,12 @@ class ObjectiveConfig:
     # gripper pulling a drawer by pressing down on its front panel does not move down as
     # imagined, and a lift took it off the drawer
     unstick_horizontal: bool = False
+    # > 0: when a pushed object (push_offset) is read within PUSHED of its goal with the
+    # gripper lower than CLEAR_HEIGHT and within CLEAR_RADIUS of it seen from above, the
+    # plan's first model step is a lift straight up, dz at this (action units), the fingers
+    # kept at their gap: pushes end with the gripper pressing on the puck's top, and backing
+    # away dragged it off its goal
+    home_lift: float = 0.0
     # the grip action is held open (-1) while the gripper is farther than open_radius (m)
     # from the contact point read from the current image, if the goal image shows the
     # fingers apart; 0: off (the planner chooses the grip). > 0 needs a contact reader and
@@ -234,9 +243,12 @@ class ObjectiveConfig:
         if not 0 < self.hold_scale <= 1:
             raise ValueError(f"{self.hold_scale=} must be in (0, 1]: it scales the planned "
                              "moves while a reached goal is held")
-        if not 0 <= self.unstick_lift <= 1:
-            raise ValueError(f"{self.unstick_lift=} must be in [0, 1]: the first model "
-                             "step's dz (action units) after a blocked step; 0: off")
+        if not 0 <= self.unstick_lift <= 1 or not 0 <= self.home_lift <= 1:
+            raise ValueError(f"{self.unstick_lift=} and {self.home_lift=} must be in [0, 1]: "
+                             "the first model step's dz (action units) when lifting; 0: off")
+        if self.home_lift > 0 and self.push_offset <= 0:
+            raise ValueError("objective.home_lift > 0 needs push_offset > 0: it acts on a "
+                             "pushed object")
         if not 0 < self.push_scale <= 1 or self.push_near <= 0:
             raise ValueError(f"{self.push_scale=} must be in (0, 1] and {self.push_near=} > 0: "
                              "the planned moves are scaled near a pushed object's goal")
@@ -356,15 +368,24 @@ class LatentObjective:
         # the planned moves' scale: slower while a reached goal is held or a pushed object is
         # near its goal
         self.move_scale = cfg.hold_scale if self.reached else cfg.push_scale if near else 1.0
-        # stuck on something the predictor did not foresee: the first model step lifts
-        self.lift = cfg.unstick_lift if blocked and not self.holding else 0.0
+        # stuck on something the predictor did not foresee, or low over a pushed object at
+        # its goal: the first model step lifts (off the object with the fingers kept at their
+        # gap: opening or closing them beside a puck flicked it off its goal)
+        self.lift, self.lift_grip = 0.0, None
+        if blocked and not self.holding:
+            self.lift = cfg.unstick_lift
+        elif cfg.home_lift > 0 and self.pushed_home and float(proprio[2]) < CLEAR_HEIGHT and (
+                float((proprio[:2] - contact[:2].to(proprio)).norm()) < CLEAR_RADIUS):
+            self.lift = cfg.home_lift
+            self.lift_grip = min(1.0, max(-1.0, 1 - 2 * float(proprio[3]) / FULL_GAP))
 
     def model_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Planned actions (N, H, A) -> the predictor's (N, H, A * action_repeat); the grip
         (every control action's last entry) set to `grip` where the objective sets it, the
         moves scaled by hold_scale while a reached goal is held (push_scale while a pushed
         object is near its goal), the first step's moves a lift
-        (0, 0, unstick_lift) after a blocked step."""
+        (0, 0, unstick_lift) after a blocked step ((0, 0, home_lift) low over a pushed object
+        at its goal, the grip kept)."""
         actions = repeat(actions, "n h a -> n h (r a)", r=self.action_repeat)
         grip = actions.new_zeros(actions.shape[-1], dtype=torch.bool)
         grip[3::4] = True  # dx, dy, dz, grip per control step
@@ -373,7 +394,10 @@ class LatentObjective:
         if self.lift > 0:
             lift = actions.new_zeros(actions.shape[-1])
             lift[2::4] = self.lift
-            actions = torch.cat([torch.where(grip, actions[:, :1], lift), actions[:, 1:]], 1)
+            first = torch.where(grip, actions[:, :1], lift)
+            if self.lift_grip is not None:
+                first = first.masked_fill(grip, self.lift_grip)
+            actions = torch.cat([first, actions[:, 1:]], 1)
         if self.grip is not None:
             actions = actions.masked_fill(grip, self.grip)
         return actions

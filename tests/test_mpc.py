@@ -49,7 +49,8 @@ def test_the_shipped_world_models_plan_with_the_shipped_settings(tmp_path):
                                       "object_path_free", "object_grasp", "object_grasp_held",
                                       "object_carry", "object_push", "object_touch",
                                       "object_clear", "object_steady", "object_unstick",
-                                      "object_unstick_xy", "object_push_slow"])
+                                      "object_unstick_xy", "object_push_slow",
+                                      "object_home_lift"])
 def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     """planning=object: the separately reported variant's weights (worldmodel/pretrained/
     object: the shipped encoder and proprio reader, a predictor that imagines the contact
@@ -66,8 +67,10 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     object_clear: that keeping the gripper above it there, and holding a reached goal longer;
     object_steady: that with slower moves while a reached goal is held; object_unstick: that
     lifting the gripper after a blocked step; object_unstick_xy: that judging blocked steps
-    from horizontal motion only; object_push_slow: that pushing slower near the goal."""
-    unstick = planning in ("object_unstick", "object_unstick_xy", "object_push_slow")
+    from horizontal motion only; object_push_slow: that pushing slower near the goal;
+    object_home_lift: object_unstick_xy lifting off a puck pushed to its goal."""
+    unstick = planning in ("object_unstick", "object_unstick_xy", "object_push_slow",
+                           "object_home_lift")
     steady = planning == "object_steady" or unstick
     pushing = planning in ("object_push", "object_touch", "object_clear") or steady
     grasp = pushing or planning.startswith(("object_grasp", "object_carry"))
@@ -93,6 +96,7 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert (cfg.objective.unstick_lift > 0) == unstick
     assert cfg.objective.unstick_horizontal == (unstick and planning != "object_unstick")
     assert (cfg.objective.push_scale < 1) == (planning == "object_push_slow")
+    assert (cfg.objective.home_lift > 0) == (planning == "object_home_lift")
     assert (cfg.objective.hold_proprio_weight > 0) == (
         planning in ("object_hold", "object_path") or grasp)
     assert run(cfg, tmp_path)["episodes"] == 1

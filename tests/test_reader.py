@@ -396,6 +396,36 @@ def test_push_offset_targets_behind_the_object_on_its_line_to_the_goal():
                         proprio=torch.zeros(7), goal_proprio=torch.zeros(4))
 
 
+def test_home_lift_lifts_off_a_pushed_object_at_its_goal():
+    """home_lift: with a pushed object read within PUSHED of its goal and the gripper low
+    over it, the first model step is a lift with the fingers kept at their gap (later steps
+    the planner's); a gripper high above it, beside it, or an object still to be pushed is
+    left to the plan."""
+    predictor = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=4, feature_dim=8)
+    z, puck = torch.randn(4, 8), torch.tensor([0.0, 0.0, 0.015])
+    actions = torch.rand(1, 2, 4) * 2 - 1
+
+    def planned(gripper, goal):
+        objective = LatentObjective(
+            ObjectiveConfig(contact_weight=1.0, push_offset=0.05, home_lift=0.5), predictor,
+            z=z, goal=z, proprio=torch.tensor([*gripper, 0.049]), contact=puck,
+            goal_contact=torch.tensor(goal), goal_proprio=torch.zeros(4))
+        return objective.model_actions(actions)
+
+    lifted = planned((0.01, 0.0, 0.044), goal=(0.02, 0.0, 0.015))  # on the puck's top
+    torch.testing.assert_close(lifted[0, 0, :3], torch.tensor([0.0, 0.0, 0.5]))
+    assert lifted[0, 0, 3].item() == pytest.approx(1 - 2 * 0.049 / 0.07)  # a 4.9 cm gap kept
+    torch.testing.assert_close(lifted[:, 1:], actions[:, 1:])
+    for gripper, goal in (((0.01, 0.0, 0.1), (0.02, 0.0, 0.015)),  # high above it
+                          ((0.1, 0.0, 0.044), (0.02, 0.0, 0.015)),  # 10 cm beside it
+                          ((0.01, 0.0, 0.044), (0.2, 0.0, 0.015))):  # still to be pushed
+        torch.testing.assert_close(planned(gripper, goal), actions)
+    with pytest.raises(ValueError, match="home_lift > 0 needs push_offset"):
+        ObjectiveConfig(home_lift=0.5)
+    with pytest.raises(ValueError, match="home_lift"):
+        ObjectiveConfig(push_offset=0.05, home_lift=1.5)
+
+
 def kept_object(cfg, proprio, grippers, objects):
     """The object positions (H, 3) an objective keeps of a predictor imagining `grippers` and
     `objects` (H, 3) from the state `proprio` (7,)."""

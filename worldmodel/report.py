@@ -196,6 +196,9 @@ def describe_energy(cfg: dict) -> str:
         if objective.get("push_scale", 1) < 1:
             energy += (f", the planned moves scaled by {objective['push_scale']:g} while it is "
                        f"within {objective.get('push_near', 0.06):g} m of its goal")
+        if objective.get("home_lift", 0) > 0:
+            energy += (f", a first model step lifting the gripper (dz {objective['home_lift']:g},"
+                       " the fingers kept) while it is low over the object there")
     if objective.get("touch_radius", 0) > 0:
         path = "'s path between steps, no farther than the gripper moved"
         energy += (f"; the imagined object moved only within {objective['touch_radius']:g} m "
