@@ -68,12 +68,13 @@ import torch
 import torch.nn.functional as F
 from einops import repeat
 
+from envs.scene import MAX_FINGER
 from worldmodel.ac_predictor import BLOCKED_RATIO, MIN_COMMANDED, ACPredictor
 from worldmodel.features import token_distance
 
 OPEN_GAP = 0.02  # m, a goal gripper's finger gap above this holds something between them
 HELD_GAP = 0.06  # m, and below this (wide open: 7 cm; around a 4 cm cube: 4 cm)
-FULL_GAP = 0.07  # m, the finger gap the grip action -1 opens to (+1 closes them; envs)
+FULL_GAP = 2 * MAX_FINGER  # m, the finger gap the grip action -1 opens to (+1 closes them)
 PUSH_HEIGHT = 0.035  # m, contact points below this rest on the table (puck 1.5 cm, others 6 cm+)
 PUSHED = 0.04  # m, an object this near its goal is left where it is (push success: 5 cm)
 CLEAR_RADIUS = 0.055  # m, a gripper path this near a pushed object's centre passes over it
