@@ -98,6 +98,20 @@ def test_object_state_loss_is_the_squared_error_in_cm():
     assert metrics["tf_proprio"].item() == 0.0
 
 
+def test_l1_plus_l2_loss_is_their_sum():
+    from worldmodel.train_ac import ac_loss
+
+    model = ACPredictor(ACConfig(dim=32, heads=2, depth=1), num_patches=16, feature_dim=24)
+    z = torch.nn.functional.layer_norm(torch.randn(2, 3, 16, 24), (24,))
+    actions, proprio = torch.randn(2, 2, 16), torch.zeros(2, 3, 4)
+    token = {name: ac_loss(model, z, actions, proprio, rollout_passes=2, proprio_weight=0.0,
+                           loss=name)[1]["rollout1_loss"].item()
+             for name in ("l1", "l2", "l1+l2")}
+    assert token["l1+l2"] == pytest.approx(token["l1"] + token["l2"], rel=1e-6)
+    with pytest.raises(ValueError, match="loss"):
+        compose_config("train_ac", "loss=huber")
+
+
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match="conditioning"):
         ACConfig(conditioning="film")
@@ -155,6 +169,28 @@ def test_train_ac_oversamples_blocked_windows(tiny_play, tiny_world_model, tmp_p
     assert set(evaluation["gripper_one_step"]) >= {"free", "blocked", "gain_cm_per_unit_action"}
     with pytest.raises(ValueError, match="blocked_weight"):
         compose_config("train_ac", "blocked_weight=0")
+
+
+def test_train_ac_fine_tunes_from_a_predictor_and_oversamples_rising_objects(
+        tiny_play, tiny_world_model, tmp_path, capsys):
+    """init_from starts from a saved predictor's weights (and says so when it does not
+    match); rise_weight oversamples windows in which the object rises (object state only)."""
+    from worldmodel.train_ac import build, train
+
+    args = [f"data_dir={tiny_play}", f"encoder_dir={tiny_world_model}",
+            f"out_dir={tmp_path}", *TINY_PREDICTOR]
+    start = load_predictor(tiny_world_model)
+    model = build(compose_config("train_ac", *args, f"init_from={tiny_world_model}"),
+                  torch.device("cpu"))[-1]
+    for name, value in start.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    with pytest.raises(ValueError, match="does not match"):
+        build(compose_config("train_ac", *args, f"init_from={tiny_world_model}",
+                             "model.dim=64"), torch.device("cpu"))
+    train(compose_config("train_ac", *args, "steps=1", "object_state=true", "rise_weight=4"))
+    assert "hold an object rising" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="rise_weight needs object_state"):
+        compose_config("train_ac", "rise_weight=4")
 
 
 def test_missing_predictor_says_how_to_train_it(tiny_encoder):

@@ -50,7 +50,15 @@ from worldmodel.features import FeatureWindows, cache_features
 from worldmodel.hardware import autocast_dtype, matmul_peak, pick_device
 from worldmodel.pretrain import git_revision, learning_rate
 from worldmodel.report import gripper_summary, object_state_summary, save_json
-from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained, save_weights
+from worldmodel.weights import (
+    PREDICTOR,
+    PRETRAINED_DIR,
+    load_predictor,
+    load_pretrained,
+    save_weights,
+)
+
+LOSSES = ("l2", "l1", "l1+l2")
 
 
 @dataclass
@@ -66,7 +74,8 @@ class TrainACConfig:
     batch_size: int = 32  # windows per step
     num_frames: int = 5  # T, frames per training window (model steps + 1)
     rollout_passes: int = 2  # 1: teacher forcing only; k: k - 1 passes on own predictions
-    loss: str = "l2"  # token loss: "l2" (mean squared) or "l1" (V-JEPA 2-AC); see ac_loss
+    # token loss: "l2" (mean squared), "l1" (V-JEPA 2-AC) or "l1+l2" (their sum); see ac_loss
+    loss: str = "l2"
     proprio_weight: float = 0.5  # weight of the proprio L1 (standardised units)
     # true: the proprio of every frame is followed by the task's contact point (xyz, m,
     # envs.task.Task.contact_point), which the predictor then also imagines. Its labels are
@@ -79,6 +88,14 @@ class TrainACConfig:
     object_weight: float = 0.05
     blocked_weight: float = 1.0  # sampling weight of windows in which something blocks the
     # gripper (see blocked_steps); 1 samples windows uniformly
+    # with object_state: sampling weight of windows in which the contact point rises at least
+    # RISE (m) above where it starts (a cube lifted, a puck tipped onto its edge: rare in play
+    # data, and the predictor barely imagined a tip; README, "Foreseeing a tip")
+    rise_weight: float = 1.0
+    # a directory with a predictor (`predictor.safetensors` + card) to start from instead of
+    # a fresh one (fine-tuning); its architecture and state size must match `model` and
+    # `object_state`. A checkpoint in out_dir still takes precedence (resume)
+    init_from: str | None = None
     lr: float = 5e-4  # peak learning rate (AdamW)
     min_lr: float = 1e-5  # final learning rate of the cosine schedule
     warmup_steps: int = 100  # linear warm-up
@@ -99,12 +116,15 @@ class TrainACConfig:
                              f"{self.model.max_frames}]")
         if not 1 <= self.rollout_passes <= self.num_frames - 1:
             raise ValueError(f"{self.rollout_passes=} must be in [1, num_frames - 1]")
-        if self.loss not in ("l1", "l2"):
-            raise ValueError(f"{self.loss=} must be 'l1' or 'l2'")
+        if self.loss not in LOSSES:
+            raise ValueError(f"{self.loss=} must be one of {LOSSES}")
         if self.export_only and not self.export_dir:
             raise ValueError("export_only=true needs export_dir=...")
-        if self.blocked_weight <= 0:
-            raise ValueError(f"{self.blocked_weight=} must be > 0")
+        for name in ("blocked_weight", "rise_weight"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        if self.rise_weight != 1 and not self.object_state:
+            raise ValueError("rise_weight needs object_state=true (the rise is the object's)")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"{self.steps=} and {self.batch_size=} must be >= 1")
 
@@ -123,13 +143,16 @@ def ac_loss(model: ACPredictor, z: torch.Tensor, actions: torch.Tensor,
     change; L1's gradient has the same size on every element, so the many static patches'
     tiny errors drown the moving ones, and a predictor trained with L1 for 250 steps had
     learned nothing beyond copying the last frame (measured: error on the 10 % most
-    changing patches 0.4025 vs copy-last 0.4028). L2 weights errors by their size."""
+    changing patches 0.4025 vs copy-last 0.4028). L2 weights errors by their size. "l1+l2"
+    adds both: fine-tuning an L2-trained predictor with it pulls the static patches' small
+    predicted changes to zero (README, "The action-conditioned predictor")."""
     inputs_z, inputs_s = z[:, :-1], proprio[:, :-1]
     metrics, total = {}, 0.0
     for k in range(rollout_passes):
         pred_z, pred_s = model(inputs_z, actions, inputs_s)  # frames 1..T-1
         error = pred_z - z[:, 1:]
-        token_loss = (error.square() if loss == "l2" else error.abs()).mean()
+        token_loss = sum((error.square() if name == "l2" else error.abs()).mean()
+                         for name in loss.split("+"))
         robot = slice(0, ROBOT_PROPRIO_DIM)  # the robot's proprio; the object state after it
         proprio_loss = ((pred_s - proprio[:, 1:]).abs() / model.proprio_std)[..., robot].mean()
         total = total + token_loss + proprio_weight * proprio_loss
@@ -156,6 +179,7 @@ def batch_tensors(windows: FeatureWindows, index, device) -> tuple[torch.Tensor,
     return z.to(device), actions.to(device), proprio.to(device)
 
 
+RISE = 0.01  # m, a window whose contact point rises this much is weighted by rise_weight
 FREE_RATIO = 0.7  # free: the gripper moved at least this share of its free motion
 
 
@@ -185,18 +209,27 @@ def blocked_steps(actions: np.ndarray, proprio: np.ndarray, frameskip: int, gain
     return moving & (ratio >= FREE_RATIO), moving & (ratio < BLOCKED_RATIO)
 
 
-def window_weights(windows, weight: float) -> torch.Tensor:
-    """Sampling weights of training windows: `weight` where any step is blocked, else 1."""
-    motion = [windows.motion(i) for i in tqdm(range(len(windows)), desc="blocked windows",
+def window_weights(windows, blocked_weight: float, rise_weight: float = 1.0) -> torch.Tensor:
+    """Sampling weights of training windows: `blocked_weight` where any step is blocked,
+    times `rise_weight` where the contact point (with the object state) rises at least RISE
+    above its first frame's; else 1."""
+    motion = [windows.motion(i) for i in tqdm(range(len(windows)), desc="window weights",
                                               mininterval=2, leave=False)]
     actions = np.stack([m["actions"] for m in motion])
     proprio = np.stack([m["proprio"] for m in motion])
     gain = free_motion_gain(actions, proprio, windows.frameskip)
     _, blocked = blocked_steps(actions, proprio, windows.frameskip, gain)
     blocked = blocked.any(-1)
+    weights = np.where(blocked, blocked_weight, 1.0)
     print(f"{blocked.mean():.1%} of the training windows hold a blocked step; sampling them "
-          f"with weight {weight:g}")
-    return torch.from_numpy(np.where(blocked, weight, 1.0))
+          f"with weight {blocked_weight:g}")
+    if rise_weight != 1:
+        height = proprio[..., ROBOT_PROPRIO_DIM + 2]  # the contact point's z (N, T)
+        risen = (height - height[:, :1]).max(-1) >= RISE
+        weights = weights * np.where(risen, rise_weight, 1.0)
+        print(f"{risen.mean():.1%} of the training windows hold an object rising "
+              f"{100 * RISE:g} cm or more; sampling them with weight x{rise_weight:g}")
+    return torch.from_numpy(weights)
 
 
 @torch.no_grad()
@@ -336,6 +369,13 @@ def build(cfg: TrainACConfig, device: torch.device):
                                                          (std, contact.std(0))))
     model.proprio_mean.copy_(torch.from_numpy(mean))
     model.proprio_std.copy_(torch.from_numpy(std + 1e-3))
+    if cfg.init_from:  # fine-tuning: its weights and proprio statistics replace the above
+        start = load_predictor(cfg.init_from)
+        if (start.cfg.to_dict(), start.proprio_dim) != (cfg.model.to_dict(), model.proprio_dim):
+            raise ValueError(f"init_from={cfg.init_from}: its predictor ({start.cfg.to_dict()}, "
+                             f"state size {start.proprio_dim}) does not match model="
+                             f"{cfg.model.to_dict()} with state size {model.proprio_dim}")
+        model.load_state_dict(start.state_dict())
     return encoder, train_windows, val_windows, model
 
 
@@ -348,8 +388,8 @@ def train(cfg: TrainACConfig) -> dict:
                                   weight_decay=cfg.weight_decay)
     out = Path(cfg.out_dir)
     start_step, elapsed_before, history = resume(out, model, optimizer)
-    weights = (window_weights(train_windows, cfg.blocked_weight)
-               if cfg.blocked_weight != 1 else None)
+    weights = (window_weights(train_windows, cfg.blocked_weight, cfg.rise_weight)
+               if (cfg.blocked_weight, cfg.rise_weight) != (1, 1) else None)
     amp = autocast_dtype(device, cfg.precision)
     peak = matmul_peak(device.type, amp or torch.float32)
     params = sum(p.numel() for p in model.parameters())
