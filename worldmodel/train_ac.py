@@ -144,8 +144,9 @@ def ac_loss(model: ACPredictor, z: torch.Tensor, actions: torch.Tensor,
     tiny errors drown the moving ones, and a predictor trained with L1 for 250 steps had
     learned nothing beyond copying the last frame (measured: error on the 10 % most
     changing patches 0.4025 vs copy-last 0.4028). L2 weights errors by their size. "l1+l2"
-    adds both: fine-tuning an L2-trained predictor with it pulls the static patches' small
-    predicted changes to zero (README, "The action-conditioned predictor")."""
+    adds both. Fine-tuning an L2-trained predictor with L1 (l1+l2, then l1) pulls the static
+    patches' small predicted changes to zero and keeps the motion (README, "Fine-tuned with
+    L1")."""
     inputs_z, inputs_s = z[:, :-1], proprio[:, :-1]
     metrics, total = {}, 0.0
     for k in range(rollout_passes):
