@@ -345,7 +345,8 @@ def export(cfg: TrainACConfig, model: ACPredictor, card_extra: dict) -> Path:
 
 
 def build(cfg: TrainACConfig, device: torch.device):
-    """The encoder, the cached features, train/val windows and a fresh predictor."""
+    """The encoder, the cached features, train/val windows and the predictor: fresh, or
+    `init_from`'s weights."""
     encoder = load_pretrained(cfg.encoder_dir)
     encoder.encoder.to(device)  # the feature cache is encoded on the training device
     features = cache_features(cfg.data_dir, encoder)
