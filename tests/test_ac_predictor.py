@@ -193,6 +193,22 @@ def test_train_ac_fine_tunes_from_a_predictor_and_oversamples_rising_objects(
         compose_config("train_ac", "rise_weight=4")
 
 
+def test_fine_tuned_card_carries_its_lineage(tiny_play, tiny_world_model, tmp_path):
+    """A predictor fine-tuned in two stages says in its card how each stage was trained,
+    nearest first, down to the predictor trained from scratch."""
+    from worldmodel.train_ac import train
+
+    args = [f"data_dir={tiny_play}", f"encoder_dir={tiny_world_model}", "steps=1",
+            *TINY_PREDICTOR]
+    for stage, start in (("a", tiny_world_model), ("b", tmp_path / "a")):
+        train(compose_config("train_ac", *args, f"init_from={start}",
+                             f"out_dir={tmp_path / ('run_' + stage)}",
+                             f"export_dir={tmp_path / stage}"))
+    chain = json.loads((tmp_path / "b" / "predictor.json").read_text())["fine_tuned_from"]
+    assert [c["dir"] for c in chain] == [str(tmp_path / "a"), str(tiny_world_model)]
+    assert chain[1]["steps"] == 3 and chain[0]["steps"] == 1
+
+
 def test_missing_predictor_says_how_to_train_it(tiny_encoder):
     with pytest.raises(FileNotFoundError, match="worldmodel.train_ac"):
         load_predictor(tiny_encoder)

@@ -55,6 +55,7 @@ from worldmodel.weights import (
     PRETRAINED_DIR,
     load_predictor,
     load_pretrained,
+    read_card,
     save_weights,
 )
 
@@ -324,6 +325,22 @@ def object_summary(points: np.ndarray, moved: float = 0.01) -> dict:
     return out
 
 
+def lineage(init_from: str, depth: int = 8) -> list[dict]:
+    """The runs a fine-tuned predictor descends from, nearest first: each one's directory,
+    command, steps, wall time and git revision, read from its card (a card that carries its
+    own chain ends the walk), so a shipped card says how to reproduce every stage."""
+    chain: list[dict] = []
+    directory: str | None = init_from
+    while directory and len(chain) < depth:
+        card = read_card(directory, PREDICTOR, trainer="worldmodel.train_ac")
+        chain.append({"dir": directory} | {k: card.get(k) for k in (
+            "command", "steps", "wall_time_s", "git_revision")})
+        if "fine_tuned_from" in card:
+            return chain + card["fine_tuned_from"]
+        directory = card.get("training", {}).get("init_from")
+    return chain
+
+
 def export(cfg: TrainACConfig, model: ACPredictor, card_extra: dict) -> Path:
     card = {"name": PREDICTOR, "what": "action-conditioned predictor over the frozen "
             "encoder's per-frame patch tokens (frame-causal), trained on play data of the "
@@ -339,6 +356,8 @@ def export(cfg: TrainACConfig, model: ACPredictor, card_extra: dict) -> Path:
                      "proprio_dim": model.proprio_dim},
             "training": asdict(cfg) | {"model": None}, "git_revision": git_revision(),
             **card_extra}
+    if cfg.init_from:
+        card["fine_tuned_from"] = lineage(cfg.init_from)
     path = save_weights(cfg.export_dir, PREDICTOR, model, card)
     print(f"exported the predictor to {path}")
     return path
