@@ -234,8 +234,8 @@ SEED_SCRATCH = {"push": 34, "pick_place": 19, "drawer": 28, "button": 41}  # its
 # the README's summary table: (row, report, method), each report's seed ranges in turn
 HEADLINE = (("world model, object variant (`planning=object_home_lift`)", "object_home_lift",
              "world_model"),
-            ("world model, label-free default (`planning=shipped`)", "zero_shot", "world_model"),
-            ("scratch: random-init encoder, label-free recipe", "zero_shot", "scratch"),
+            ("world model, label-free default (`planning=shipped`)", "label_free", "world_model"),
+            ("scratch: random-init encoder, label-free recipe", "label_free", "scratch"),
             ("oracle: the true simulator, same planner", "zero_shot", "oracle"),
             ("random actions", "zero_shot", "random"))
 # the object variant's planning configs in the order they were added: (report, what it adds)
@@ -579,14 +579,14 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "wide_reach_button", "button_128x3", "button_32x6", "button_mppi",
                           "contact_wm",
                           "wide_reader_subgoals", "zero_shot_l1", "zero_shot_l1_energy",
-                          "zero_shot_shipped_l1_energy")},
+                          "zero_shot_shipped_l1_energy", "label_free")},
           **{name: (lambda r, n=name: prediction_table(r, source=f"reports/{n}.json"))
              for name in ("ac_prediction_scratch", "ac_prediction_gpu_wide",
                           "ac_prediction_gpu_wide_scratch", "ac_prediction_wide_pretrained",
                           "ac_prediction_wide_finetuned", "ac_prediction_wide_scratch_finetuned",
                           "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked",
                           "ac_prediction_wide_reach", "ac_prediction_wide_object",
-                          "ac_prediction_wide_l1")},
+                          "ac_prediction_wide_l1", "ac_prediction_wide_scratch_l1")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "contact_approach": contact_approach_table, "object_wm": object_wm_table,
           "object_hold": object_hold_table,
