@@ -66,6 +66,14 @@ def test_cached_rollout_equals_full_passes(conditioning):
         seq_a = torch.cat([actions[:, :2], plans[n:n + 1]], dim=1)
         full, _ = model(seq_z, seq_a, seq_s)
         torch.testing.assert_close(imagined[n], full[0, 2:4], atol=1e-5, rtol=1e-5)
+    # the cache's key/value buffers are reused by later calls (planning's iterations), also
+    # after a call with another number of samples, a longer or a shorter horizon
+    model.imagine(cache, z[:, 2], proprio[:, 2], plans[:1, :1])
+    model.imagine(cache, z[:, 2], proprio[:, 2], torch.randn(3, 3, 8))
+    again, again_s = model.imagine(cache, z[:, 2], proprio[:, 2], plans)
+    assert torch.equal(again, imagined) and torch.equal(again_s, imagined_s)
+    first, _ = model.imagine(cache, z[:, 2], proprio[:, 2], plans[:, :1])
+    assert torch.equal(first, imagined[:, :1])
 
 
 def test_untrained_predictor_predicts_no_change():

@@ -9,8 +9,9 @@ config chooses, `reports/ac_conditioning.json` records the measured comparison.
 
 Planning rolls out many action sequences from one context: `context()` runs the observed
 frames once and keeps every layer's keys and values; `imagine()` then processes only the
-new frame of each sample at each step, attending to that cache (a KV cache), so a rollout
-of H steps costs H frames per sample, not H^2 / 2.
+new frame of each sample at each step, attending to that cache (a KV cache, preallocated
+for all samples and appended to in place), so a rollout of H steps costs H frames per
+sample, not H^2 / 2.
 """
 
 from __future__ import annotations
@@ -62,26 +63,52 @@ def frame_causal_mask(frames: int, tokens_per_frame: int, device=None) -> torch.
     return frame[:, None] >= frame[None, :]
 
 
+class KVBuffer:
+    """One layer's keys and values for N imagined samples, preallocated: the observed
+    context's written once (shared by every sample), each imagined frame's appended in
+    place, so a step does not copy the whole past again as concatenation would."""
+
+    def __init__(self, past: tuple[torch.Tensor, torch.Tensor] | None, n: int, heads: int,
+                 length: int, head_dim: int, like: torch.Tensor):
+        """past: keys and values (1, heads, L_past, head_dim) of the context, or None;
+        room for `length` tokens in all."""
+        self.k = like.new_empty(n, heads, length, head_dim)
+        self.v = like.new_empty(n, heads, length, head_dim)
+        self.start = 0 if past is None else past[0].shape[2]
+        if past is not None:
+            self.k[:, :, :self.start] = past[0]
+            self.v[:, :, :self.start] = past[1]
+        self.end = self.start
+
+    def rewind(self) -> None:
+        """Forget the imagined frames; keep the context."""
+        self.end = self.start
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add keys and values (N, heads, L, head_dim); returns all so far (views)."""
+        end = self.end + k.shape[2]
+        self.k[:, :, self.end:end] = k
+        self.v[:, :, self.end:end] = v
+        self.end = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
 class CausalAttention(Attention):
     """Multi-head attention that can also attend to cached keys/values of earlier frames."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                cache: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """x: (N, L, D). mask: bool (L, L) among x's tokens. cache: keys and values
-        (N or 1, heads, L_past, D / heads) that every token of x may attend to.
-        Returns the output (N, L, D) and the keys and values attended to (the cache's, then
-        x's own): the cache for the frames after x."""
+                cache: KVBuffer | None = None):
+        """x: (N, L, D). mask: bool (L, L) among x's tokens. cache: the keys and values of
+        earlier frames, which every token of x may attend to (x's are appended to it).
+        Returns the output (N, L, D) and x's own keys and values (the context's cache)."""
         q, k, v = rearrange(self.qkv(x), "n l (three h e) -> three n h l e", three=3,
                             h=self.heads)
+        own = k, v
         if cache is not None:
-            past_k, past_v = cache
-            N = x.shape[0]
-            k = torch.cat([past_k.expand(N, -1, -1, -1), k], dim=2)
-            v = torch.cat([past_v.expand(N, -1, -1, -1), v], dim=2)
-            if mask is not None:  # the past is visible to every token
-                mask = F.pad(mask, (past_k.shape[2], 0), value=True)
+            assert mask is None, "a KVBuffer is for imagined frames, attending to all the past"
+            k, v = cache.append(k, v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(rearrange(out, "n h l e -> n l (h e)")), (k, v)
+        return self.proj(rearrange(out, "n h l e -> n l (h e)")), own
 
 
 class ACBlock(nn.Module):
@@ -100,7 +127,7 @@ class ACBlock(nn.Module):
 
     def forward(self, x, cond=None, mask=None, cache=None):
         """x: (N, T * L, D), L tokens per frame; cond: (N, T, D) per-frame condition
-        (AdaLN) or None. Returns the new x and the keys and values attended to."""
+        (AdaLN) or None. Returns the new x and its own keys and values."""
         if self.modulation is None:
             out, kv = self.attn(self.norm1(x), mask, cache)
             x = x + out
@@ -243,23 +270,37 @@ class ACPredictor(nn.Module):
         their proprio (N, H, S)."""
         N, H, A = actions.shape
         assert A == self.action_dim, f"actions have {A=}, the predictor takes {self.action_dim}"
-        kv = cache["kv"]
+        buffers = self._kv_buffers(cache, z, N, H)
         z = z.expand(N, -1, -1)
         proprio = proprio.expand(N, -1)
         out_z, out_s = [], []
         for h in range(H):
             x, cond = self._frame_tokens(z[:, None], actions[:, h:h + 1], proprio[:, None],
                                          cache["frames"] + h)
-            new_kv = []
-            for i, block in enumerate(self.blocks):
-                x, attended = block(x, cond, None, None if kv is None else kv[i])
-                new_kv.append(attended)  # past and this frame: the next frame's cache
-            kv = new_kv
+            for block, buffer in zip(self.blocks, buffers):
+                x, _ = block(x, cond, None, buffer)  # this frame's keys appended to the past
             z_next, s_next = self._readout(x, z[:, None], proprio[:, None])
             z, proprio = z_next[:, 0], s_next[:, 0]
             out_z.append(z)
             out_s.append(proprio)
         return torch.stack(out_z, dim=1), torch.stack(out_s, dim=1)
+
+    def _kv_buffers(self, cache: dict, z: torch.Tensor, n: int, horizon: int) -> list[KVBuffer]:
+        """Each block's KVBuffer for n samples and `horizon` imagined frames after the
+        cached context, kept in `cache` and reused (rewound) by later calls: planning
+        imagines the same number of samples from one context at every iteration."""
+        tokens = self.num_patches + self.extra_tokens
+        length = (cache["frames"] + horizon) * tokens
+        buffers = cache.setdefault("buffers", {}).get(n)
+        if buffers is None or buffers[0].k.shape[2] < length:
+            heads = self.cfg.heads
+            past = cache["kv"] or [None] * len(self.blocks)
+            buffers = [KVBuffer(kv, n, heads, length, self.cfg.dim // heads, z)
+                       for kv in past]
+            cache["buffers"][n] = buffers
+        for buffer in buffers:
+            buffer.rewind()
+        return buffers
 
 
 def _init(module: nn.Module) -> None:
