@@ -35,7 +35,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
 import multiprocessing
 import os
 import time
@@ -57,7 +56,7 @@ from planners.mpc import MPCConfig, build_agent, check_camera, needs_contact_rea
 from planners.sampling import SamplingPlanner, make_planner
 from worldmodel.features import token_distance
 from worldmodel.pretrain import git_revision
-from worldmodel.report import save_json, zero_shot_table
+from worldmodel.report import save_json, wilson_interval, zero_shot_table
 from worldmodel.weights import (
     CONTACT_READER,
     PREDICTOR,
@@ -306,16 +305,6 @@ def video_path(cfg: EvaluateConfig, method: str, task: str, seed: int) -> Path:
 
 
 # -- the suite ---------------------------------------------------------------------------------
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score 95 % interval of a success rate."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # p inside
-
-
 def _digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:10] if path.exists() else "missing"
 
@@ -356,6 +345,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                       "weights": [_digest(weights / f"{name}.safetensors") for name in names]}
             if cfg.subgoals:
                 parts |= {"subgoals": cfg.subgoals, "subgoal_reach": cfg.subgoal_reach}
+        if cfg.planner_seed:  # left out at 0, so records from before it existed match
+            parts["planner_seed"] = cfg.planner_seed
         if method in ("random", "oracle", "sim_latent"):
             parts["frameskip"] = _frameskip(cfg)
         if method == "oracle" and cfg.oracle_contact_weight:

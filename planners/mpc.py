@@ -47,6 +47,9 @@ class MPCConfig:
     weights_dir: str = str(PRETRAINED_DIR)  # encoder + predictor (safetensors + cards)
     episodes: int = 1  # episodes with env seeds seed, seed + 1, ...
     seed: int = 0  # first env seed (the planner's generator is seeded with it too)
+    # added to the env seed to seed the planner's generator: other values draw other
+    # planner samples on the same episodes (how much of a success rate is sampling luck)
+    planner_seed: int = 0
     history: int = 1  # observed frames in the predictor's context (1: the current one)
     execute: int = 1  # model steps executed per plan before replanning
     action_repeat: bool = True  # plan one 4-D action per model step, held for frameskip
@@ -141,7 +144,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
 
     contact = [to_contact(obs, info)]
     heights = [float(info["object_pose"][2])]  # the object's centre, m
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed + cfg.planner_seed)
     frames, plans, flags, distances, step = [], [], [info["success"]], [info["distance"]], 0
     heat = ()  # the imagined final frame's per-patch distance, for agents that imagine
     while step < budget:

@@ -13,6 +13,7 @@ import planners.evaluate  # noqa: F401  (registers the evaluate config schema)
 from planners.evaluate import (
     SimulatorObjective,
     evaluate,
+    fingerprints,
     load_episodes,
     wilson_interval,
 )
@@ -72,6 +73,11 @@ def test_resume_runs_only_missing_episodes(tiny_world_model, tmp_path, capsys):
     evaluate(suite_config(tiny_world_model, tmp_path, "tasks=[button]", "episodes=2",
                           "methods=[random,oracle]", "video=false", "planner.num_samples=9"))
     assert "2 episodes on record" in capsys.readouterr().out
+    # so is another planner seed, while the default seed keeps the records made before it
+    base, other = (fingerprints(suite_config(tiny_world_model, tmp_path, f"planner_seed={s}"))
+                   for s in (0, 1))
+    assert base == fingerprints(suite_config(tiny_world_model, tmp_path))
+    assert all(base[m] != other[m] for m in base)
 
 
 @pytest.mark.parametrize("successes, n, low, high", [

@@ -125,6 +125,12 @@ def test_same_seed_same_episode(tiny_world_model, tmp_path):
     b = json.loads((tmp_path / "b" / "mpc.json").read_text())["episodes"][0]
     assert a["task_distance"] == b["task_distance"] and first["success_rate"] == second[
         "success_rate"]
+    # another planner seed draws other samples on the same episode
+    run(mpc_config(tiny_world_model, "env=push", "video=false", "verbose=false",
+                   "planner_seed=1"), tmp_path / "c")
+    c = json.loads((tmp_path / "c" / "mpc.json").read_text())["episodes"][0]
+    assert c["task_distance"][0] == a["task_distance"][0] and c["gripper_offset"] != a[
+        "gripper_offset"]
 
 
 def test_subgoals_are_planned_to_in_turn(tiny_world_model, tmp_path):

@@ -7,6 +7,7 @@ and is rendered from `reports/NAME.json`; nothing in those blocks is typed by ha
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from statistics import median
@@ -22,6 +23,16 @@ def save_json(path: str | Path, data: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score 95 % interval of a success rate."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # p inside
 
 
 def probe_table(report: dict, source: str = "reports/probe.json") -> str:
@@ -306,7 +317,9 @@ def zero_shot_table(report: dict, detail: bool = False,
         short = sorted({f"{m} {r['episodes']}" for row in results.values()
                         for m, r in row.items() if r["episodes"] < wanted})
         counts = f"{wanted} seeded episodes per task and method" + (
-            f" (still running, episodes so far: {', '.join(short)})" if short else "")
+            f" (still running, episodes so far: {', '.join(short)})" if short else "") + (
+            f"; planner generator seeded with the env seed + {cfg['planner_seed']}"
+            if cfg.get("planner_seed", 0) else "")
         energy = describe_energy(cfg)
         if cfg.get("subgoals", 0):
             energy += (f"; {cfg['subgoals']} sub-goal images of the scripted expert's way to "
@@ -481,6 +494,56 @@ def object_hold_table(reports: dict) -> str:
                       note=" (at any step)")
 
 
+def push_luck_table(reports: dict) -> str:
+    """The object variant's push at its headline config (`reports/object_home_lift.json`)
+    and again with other planner seeds (`planner_seed`) or budgets, the env seeds the same:
+    how much of one run's success rate is the planner's sampling."""
+    reports = {"": load_report("object_home_lift"), **reports}
+    rows: dict[tuple, dict] = {}  # (samples, iterations, planner seed) -> range -> episodes
+    ms: dict[tuple, list] = {}  # the same -> median planning ms per range
+    for report in reports.values():
+        for seeds, run in report["ranges"].items():
+            p, cfg = run["config"]["planner"], run["config"]
+            key = (p["num_samples"], p["iterations"], cfg.get("planner_seed", 0))
+            rows.setdefault(key, {})[seeds] = [e for e in run["episodes"] if e["task"] == "push"
+                                               and e["method"] == "world_model"]
+            ms.setdefault(key, []).append(run["results"]["push"]["world_model"]["median_plan_ms"])
+    ranges = ["0-49", "1000-1049"]
+
+    def cell(episodes: list) -> str:
+        wins = sum(e["success"] for e in episodes)
+        low, high = wilson_interval(wins, len(episodes))
+        return f"{wins} / {len(episodes)} [{100 * low:.0f}–{100 * high:.0f} %]"
+
+    lines = ["| planner budget | planner seed | " + " | ".join(f"seeds {r}" for r in ranges)
+             + " | both | median planning ms/step |", "|---|---|---|---|---|---|"]
+    for key, by_range in sorted(rows.items()):
+        episodes = [by_range.get(r, []) for r in ranges]
+        lines.append(f"| {key[0]} x {key[1]} | + {key[2]} | "
+                     + " | ".join(cell(e) if e else "–" for e in episodes)
+                     + f" | {cell(sum(episodes, [])) if all(episodes) else '–'} | "
+                     f"{median(ms[key]):.0f} |")
+    default = [by_range for (samples, iterations, _), by_range in sorted(rows.items())
+               if (samples, iterations) == (64, 3) and all(r in by_range for r in ranges)]
+    if len(default) > 1:
+        pooled = [sum((by_range[r] for by_range in default), []) for r in ranges]
+        lines.append(f"| 64 x 3 | all {len(default)} pooled | "
+                     + " | ".join(cell(e) for e in pooled) + f" | {cell(sum(pooled, []))} | – |")
+    wins: dict[int, int] = {}
+    for by_range in default:
+        for e in sum((by_range[r] for r in ranges), []):
+            wins[e["seed"]] = wins.get(e["seed"], 0) + e["success"]
+    counts = [sum(w == k for w in wins.values()) for k in range(len(default) + 1)]
+    lines += ["", "`python -m planners.evaluate planning=object_home_lift tasks=[push]`, success "
+              "at the final step [Wilson 95 % interval]; planner seed: added to the env seed to "
+              "seed the planner's generator (+ 0: the headline's run); planning time per step "
+              f"on one of 2 single-threaded workers. Over the {len(default)} planner seeds at "
+              f"64 x 3, the {len(wins)} env seeds succeeded in "
+              + ", ".join(f"{k} of {len(default)} runs: {n}" for k, n in enumerate(counts))
+              + "; from `reports/object_home_lift.json` and `reports/push_luck_*.json`."]
+    return "\n".join(lines)
+
+
 def contact_approach_table(reports: dict) -> str:
     """How close the world model's gripper came to the task's contact point, per energy:
     the median over episodes of each episode's closest approach."""
@@ -592,7 +655,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "ac_prediction_wide_l1", "ac_prediction_wide_scratch_l1")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "contact_approach": contact_approach_table, "object_wm": object_wm_table,
-          "object_hold": object_hold_table,
+          "object_hold": object_hold_table, "push_luck": push_luck_table,
           **{name: (lambda r, n=name: zero_shot_table(r, detail=True,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
@@ -608,7 +671,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
 
 # tables made of several reports, reports/NAME_*.json
 MULTI_REPORT_TABLES = ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check",
-                       "contact_approach", "object_wm", "object_hold")
+                       "contact_approach", "object_wm", "object_hold", "push_luck")
 
 
 def load_report(name: str) -> dict | None:
