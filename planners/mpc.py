@@ -35,6 +35,7 @@ from planners.objective import ObjectiveConfig
 from planners.plots import heatmap, plot_energies
 from planners.sampling import PLANNERS, make_planner
 from worldmodel.ac_predictor import ROBOT_PROPRIO_DIM
+from worldmodel.hardware import keep_freed_memory
 from worldmodel.report import describe_energy, save_json
 from worldmodel.weights import PREDICTOR, PRETRAINED_DIR, load_pretrained, read_card
 
@@ -62,6 +63,9 @@ class MPCConfig:
     video: bool = True  # write a video per episode
     video_scale: int = 4  # video pixels per observation pixel
     device: str = "cpu"  # the planner's device: cpu | cuda
+    # keep freed memory in malloc's heap (worldmodel.hardware.keep_freed_memory): faster
+    # planning on a CPU, process-wide
+    keep_freed_memory: bool = True
     verbose: bool = True  # a line per planning step
     report: str | None = None  # if set, add this run's summary to that JSON (keyed by env)
 
@@ -94,6 +98,8 @@ def needs_contact_reader(objective: ObjectiveConfig, weights_dir: str) -> bool:
 def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> LatentMPCAgent:
     """The MPC agent `cfg` describes, on the given world model or the one in `weights_dir`
     (default `cfg.weights_dir`)."""
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
     if model is None:
         weights_dir = weights_dir or cfg.weights_dir
         model = load_pretrained(weights_dir, predictor=True,
