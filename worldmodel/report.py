@@ -494,53 +494,60 @@ def object_hold_table(reports: dict) -> str:
                       note=" (at any step)")
 
 
-def push_luck_table(reports: dict) -> str:
-    """The object variant's push at its headline config (`reports/object_home_lift.json`)
-    and again with other planner seeds (`planner_seed`) or budgets, the env seeds the same:
-    how much of one run's success rate is the planner's sampling."""
+def planner_luck_table(reports: dict) -> str:
+    """The object variant at its headline config (`reports/object_home_lift.json`) and again
+    with other planner seeds (`planner_seed`) or budgets, the env seeds the same: how much of
+    one run's success rate is the planner's sampling."""
     reports = {"": load_report("object_home_lift"), **reports}
-    rows: dict[tuple, dict] = {}  # (samples, iterations, planner seed) -> range -> episodes
-    ms: dict[tuple, list] = {}  # the same -> median planning ms per range
+    ranges = ["0-49", "1000-1049"]
+    rows: dict[tuple, dict] = {}  # (samples, iterations, planner seed) -> (task, range) -> eps
+    ms: dict[tuple, list] = {}  # the same -> median planning ms per task and range
     for report in reports.values():
         for seeds, run in report["ranges"].items():
             p, cfg = run["config"]["planner"], run["config"]
             key = (p["num_samples"], p["iterations"], cfg.get("planner_seed", 0))
-            rows.setdefault(key, {})[seeds] = [e for e in run["episodes"] if e["task"] == "push"
-                                               and e["method"] == "world_model"]
-            ms.setdefault(key, []).append(run["results"]["push"]["world_model"]["median_plan_ms"])
-    ranges = ["0-49", "1000-1049"]
+            for task, result in run["results"].items():
+                rows.setdefault(key, {})[task, seeds] = [e for e in run["episodes"] if (
+                    e["task"], e["method"]) == (task, "world_model")]
+                ms.setdefault(key, []).append(result["world_model"]["median_plan_ms"])
+    tasks = [t for t in SEED_TARGETS if any((t, r) in row for row in rows.values() for r in ranges)]
 
-    def cell(episodes: list) -> str:
-        wins = sum(e["success"] for e in episodes)
-        low, high = wilson_interval(wins, len(episodes))
-        return f"{wins} / {len(episodes)} [{100 * low:.0f}–{100 * high:.0f} %]"
+    def cell(parts: list[list]) -> str:  # episodes per range -> counts per range, pooled rate
+        if not any(parts):
+            return "–"
+        wins = [sum(e["success"] for e in part) for part in parts]
+        low, high = wilson_interval(sum(wins), sum(map(len, parts)))
+        return (", ".join(f"{w}/{len(part)}" if part else "–" for w, part in zip(wins, parts))
+                + f": {100 * sum(wins) / sum(map(len, parts)):.0f} % [{100 * low:.0f}–"
+                f"{100 * high:.0f}]")
 
-    lines = ["| planner budget | planner seed | " + " | ".join(f"seeds {r}" for r in ranges)
-             + " | both | median planning ms/step |", "|---|---|---|---|---|---|"]
-    for key, by_range in sorted(rows.items()):
-        episodes = [by_range.get(r, []) for r in ranges]
-        lines.append(f"| {key[0]} x {key[1]} | + {key[2]} | "
-                     + " | ".join(cell(e) if e else "–" for e in episodes)
-                     + f" | {cell(sum(episodes, [])) if all(episodes) else '–'} | "
-                     f"{median(ms[key]):.0f} |")
-    default = [by_range for (samples, iterations, _), by_range in sorted(rows.items())
-               if (samples, iterations) == (64, 3) and all(r in by_range for r in ranges)]
-    if len(default) > 1:
-        pooled = [sum((by_range[r] for by_range in default), []) for r in ranges]
-        lines.append(f"| 64 x 3 | all {len(default)} pooled | "
-                     + " | ".join(cell(e) for e in pooled) + f" | {cell(sum(pooled, []))} | – |")
-    wins: dict[int, int] = {}
-    for by_range in default:
-        for e in sum((by_range[r] for r in ranges), []):
-            wins[e["seed"]] = wins.get(e["seed"], 0) + e["success"]
-    counts = [sum(w == k for w in wins.values()) for k in range(len(default) + 1)]
-    lines += ["", "`python -m planners.evaluate planning=object_home_lift tasks=[push]`, success "
-              "at the final step [Wilson 95 % interval]; planner seed: added to the env seed to "
-              "seed the planner's generator (+ 0: the headline's run); planning time per step "
-              f"on one of 2 single-threaded workers. Over the {len(default)} planner seeds at "
-              f"64 x 3, the {len(wins)} env seeds succeeded in "
-              + ", ".join(f"{k} of {len(default)} runs: {n}" for k, n in enumerate(counts))
-              + "; from `reports/object_home_lift.json` and `reports/push_luck_*.json`."]
+    lines = ["| planner budget | planner seed | " + " | ".join(tasks)
+             + " | median planning ms/step |", "|---|---|" + "---|" * (len(tasks) + 1)]
+    for key, row in sorted(rows.items()):
+        lines.append(f"| {key[0]} x {key[1]} | + {key[2]} | " + " | ".join(
+            cell([row.get((t, r), []) for r in ranges]) for t in tasks)
+            + f" | {median(ms[key]):.0f} |")
+    default = [row for (samples, iterations, _), row in sorted(rows.items())
+               if (samples, iterations) == (64, 3)]
+    pooled, always = [], []
+    for t in tasks:  # the default budget's runs that hold this task on both ranges
+        runs = [row for row in default if all((t, r) in row for r in ranges)]
+        pooled.append(cell([sum((row[t, r] for row in runs), []) for r in ranges])
+                      if len(runs) > 1 else "–")
+        wins: dict[int, int] = {}
+        for row in runs:
+            for e in sum((row[t, r] for r in ranges), []):
+                wins[e["seed"]] = wins.get(e["seed"], 0) + e["success"]
+        if len(runs) > 1:
+            always.append(f"{t} {sum(w == len(runs) for w in wins.values())} always and "
+                          f"{sum(w == 0 for w in wins.values())} never ({len(runs)} runs)")
+    lines.append("| 64 x 3 | all pooled | " + " | ".join(pooled) + " | – |")
+    lines += ["", "`python -m planners.evaluate planning=object_home_lift`, successes on seeds "
+              "0-49, 1000-1049 and the rate over both [Wilson 95 % interval]; planner seed: "
+              "added to the env seed to seed the planner's generator (+ 0: the headline's run); "
+              "planning time per step on one of 2 single-threaded workers. Env seeds (of 100) "
+              "that succeeded in every run at 64 x 3 and in none: " + "; ".join(always)
+              + "; from `reports/object_home_lift.json` and `reports/planner_luck_*.json`."]
     return "\n".join(lines)
 
 
@@ -655,7 +662,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "ac_prediction_wide_l1", "ac_prediction_wide_scratch_l1")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "contact_approach": contact_approach_table, "object_wm": object_wm_table,
-          "object_hold": object_hold_table, "push_luck": push_luck_table,
+          "object_hold": object_hold_table, "planner_luck": planner_luck_table,
           **{name: (lambda r, n=name: zero_shot_table(r, detail=True,
                                                       source=f"reports/{n}.json"))
              for name in ("object_reach_hold", "object_path", "object_path_free",
@@ -671,7 +678,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
 
 # tables made of several reports, reports/NAME_*.json
 MULTI_REPORT_TABLES = ("ac_conditioning", "oracle_budget", "oracle_contact", "energy_check",
-                       "contact_approach", "object_wm", "object_hold", "push_luck")
+                       "contact_approach", "object_wm", "object_hold", "planner_luck")
 
 
 def load_report(name: str) -> dict | None:
