@@ -383,6 +383,14 @@ def check_weights(cfg: EvaluateConfig) -> None:
                         f"method {method!r} needs {directory / (name + '.safetensors')}: train "
                         f"it with `python -m {trainer} ...` (see the README) or leave "
                         f"{method} out of methods=")
+            if (needs_contact_reader(cfg.objective, str(directory))
+                    and not (directory / f"{CONTACT_READER}.safetensors").exists()):
+                hint = (" (the object variant's scratch baseline is "
+                        f"scratch_dir={PRETRAINED_DIR / 'scratch' / 'object'})"
+                        if method == "scratch" else "")
+                raise FileNotFoundError(
+                    f"method {method!r}: this objective reads contact points, and "
+                    f"{directory} has no {CONTACT_READER}.safetensors{hint}")
 
 
 def evaluate(cfg: EvaluateConfig) -> dict:

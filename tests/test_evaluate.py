@@ -133,6 +133,16 @@ def test_missing_scratch_weights_say_how_to_train_them(tiny_world_model, tmp_pat
         evaluate(cfg)
 
 
+def test_the_object_variants_scratch_baseline_is_named_when_the_default_one_cannot_plan(
+        tmp_path):
+    """planning=object_* reads contact points: the label-free scratch folder has no contact
+    reader, and the error names the object variant's own scratch baseline."""
+    cfg = compose_config("evaluate", "planning=object_home_lift", "methods=[scratch]",
+                         f"out_dir={tmp_path / 'run'}", "report=null")
+    with pytest.raises(FileNotFoundError, match=r"scratch_dir=.*pretrained/scratch/object"):
+        evaluate(cfg)
+
+
 def test_simulator_with_latent_energy_diagnostic(tiny_world_model, tmp_path):
     report = evaluate(suite_config(tiny_world_model, tmp_path, "tasks=[button]", "episodes=1",
                                    "max_steps=4", "methods=[sim_latent]", "video=false"))

@@ -105,6 +105,25 @@ def test_the_object_variant_plans_with_its_shipped_weights(tmp_path, planning):
     assert model.card == load_pretrained().card  # the shipped encoder
 
 
+def test_the_object_variants_scratch_baseline_differs_only_in_its_encoder():
+    """worldmodel/pretrained/scratch/object: the random-init encoder, the object variant's
+    readers, and a predictor trained on that encoder by the object variant's recipe."""
+    scratch = load_pretrained(PRETRAINED_DIR / "scratch" / "object", predictor=True,
+                              reader=True, contact_reader=True)
+    variant = load_pretrained(PRETRAINED_DIR / "object", predictor=True, reader=True,
+                              contact_reader=True)
+    assert scratch.card == load_pretrained(PRETRAINED_DIR / "scratch").card != variant.card
+    assert scratch.predictor.object_state and scratch.camera == variant.camera == "wide"
+    assert scratch.predictor.cfg == variant.predictor.cfg
+    recipe = {k: v for k, v in variant.predictor_card["training"].items()
+              if k not in ("encoder_dir", "out_dir", "export_dir", "report")}
+    assert {k: scratch.predictor_card["training"][k] for k in recipe} == recipe
+    for reader in ("reader", "contact_reader"):
+        assert all(torch.equal(a, b) for a, b in zip(
+            getattr(scratch, reader).state_dict().values(),
+            getattr(variant, reader).state_dict().values()))
+
+
 def test_a_world_model_only_plans_from_the_camera_it_was_trained_on(tiny_world_model, tmp_path):
     assert load_pretrained(tiny_world_model, predictor=True).camera == "front"
     with pytest.raises(ValueError, match=r"trained on the 'front' camera.*env.cameras=\[front\]"):

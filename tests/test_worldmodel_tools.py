@@ -50,6 +50,18 @@ def test_readme_tables_match_the_reports():
         assert report.load_report(name) is not None, f"reports/{name}.json is missing"
 
 
+def test_captions_name_the_weights_each_method_planned_with():
+    cfg = {"weights_dir": "/a/worldmodel/pretrained/object", "methods": ["scratch"],
+           "scratch_dir": "/a/worldmodel/pretrained/scratch/object"}
+    scratch = ("scratch weights", "worldmodel/pretrained/scratch/object")
+    assert report._weights_names(cfg) == [scratch]
+    cfg |= {"methods": ["world_model", "scratch"],
+            "scratch_dir": "/b/worldmodel/pretrained/scratch"}
+    assert report._weights_names(cfg) == [("weights", "worldmodel/pretrained/object")]
+    cfg["weights_dir"] = "/b/worldmodel/pretrained"  # the shipped defaults go unnamed
+    assert report._weights_names(cfg) == []
+
+
 def test_gradient_checkpointing_gives_the_same_gradients():
     video = torch.randn(2, 3, 8, 64, 64)
     grads = []

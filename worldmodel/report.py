@@ -245,6 +245,8 @@ SEED_SCRATCH = {"push": 34, "pick_place": 19, "drawer": 28, "button": 41}  # its
 # the README's summary table: (row, report, method), each report's seed ranges in turn
 HEADLINE = (("world model, object variant (`planning=object_home_lift`)", "object_home_lift",
              "world_model"),
+            ("scratch: random-init encoder, object-variant recipe (`planning=object_home_lift`)",
+             "object_home_lift_scratch", "scratch"),
             ("world model, label-free default (`planning=shipped`)", "label_free", "world_model"),
             ("scratch: random-init encoder, label-free recipe", "label_free", "scratch"),
             ("oracle: the true simulator, same planner", "zero_shot", "oracle"),
@@ -287,6 +289,21 @@ def _weights_name(path: str) -> str | None:
     return path
 
 
+def _weights_names(cfg: dict) -> list[tuple[str, str]]:
+    """The weights a run's caption names: the world model's (also sim_latent's encoder),
+    unless it is the shipped default or no method of the run used it, and the scratch
+    baseline's where it is not the default one."""
+    methods = cfg.get("methods", ["world_model"])
+    names = []
+    weights = _weights_name(cfg["weights_dir"])
+    if weights and {"world_model", "sim_latent"} & set(methods):
+        names.append(("weights", weights))
+    scratch = _weights_name(cfg.get("scratch_dir", ""))
+    if "scratch" in methods and scratch not in (None, "worldmodel/pretrained/scratch"):
+        names.append(("scratch weights", scratch))
+    return names
+
+
 def _rate(r: dict | None) -> str:
     if r is None:
         return "–"
@@ -325,9 +342,8 @@ def zero_shot_table(report: dict, detail: bool = False,
             energy += (f"; {cfg['subgoals']} sub-goal images of the scripted expert's way to "
                        f"the goal first (next after their share of the budget or within "
                        f"{100 * cfg['subgoal_reach']:g} cm of the read sub-goal gripper)")
-        weights = _weights_name(cfg["weights_dir"])
-        setup = (f"; {_camera(cfg)} camera" if _camera(cfg) != "front" else "") + (
-            f"; weights `{weights}`" if weights else "")
+        setup = (f"; {_camera(cfg)} camera" if _camera(cfg) != "front" else "") + "".join(
+            f"; {what} `{name}`" for what, name in _weights_names(cfg))
         lines += ["", f"{counts}; {p['name']} {p['num_samples']} samples x "
                   f"{p['iterations']} iterations, horizon {p['horizon']}, "
                   f"{energy}{setup}; {run['workers']} workers x "
@@ -659,7 +675,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "ac_prediction_wide_finetuned", "ac_prediction_wide_scratch_finetuned",
                           "ac_prediction_wide_blocked", "ac_prediction_wide_scratch_blocked",
                           "ac_prediction_wide_reach", "ac_prediction_wide_object",
-                          "ac_prediction_wide_l1", "ac_prediction_wide_scratch_l1")},
+                          "ac_prediction_wide_l1", "ac_prediction_wide_scratch_l1",
+                          "ac_prediction_wide_object_scratch")},
           "oracle_budget": planner_budget_table, "oracle_contact": oracle_contact_table,
           "contact_approach": contact_approach_table, "object_wm": object_wm_table,
           "object_hold": object_hold_table, "planner_luck": planner_luck_table,
@@ -669,7 +686,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "object_grasp", "object_grasp_held", "object_carry",
                           "object_push", "object_touch", "object_clear", "object_steady",
                           "object_unstick", "object_unstick_xy", "object_push_slow",
-                          "object_home_lift")},
+                          "object_home_lift", "object_home_lift_scratch")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
