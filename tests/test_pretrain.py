@@ -25,8 +25,9 @@ def test_pretrain_runs_and_exports(tiny_play, tmp_path, capsys):
                f"export_dir={tmp_path / 'export'}", *TINY_TRAINING)
     final = train(cfg)
     assert final["step"] == 4 and final["loss"] > 0
+    assert 1.0 <= final["target_rank"] <= 32.0  # the content's effective rank, of 32 dims
     out = capsys.readouterr().out
-    assert "clips/s" in out and "%peak" in out
+    assert "clips/s" in out and "%peak" in out and "rank" in out
     model = load_pretrained(tmp_path / "export")
     assert model.card["steps"] == 4 and model.card["command"].startswith("python -m")
     frames = torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8)

@@ -1,4 +1,5 @@
-"""The V-JEPA model: masks, the seed API, encoder layouts, EMA, input checks, presets."""
+"""The V-JEPA model: masks, the seed API, encoder layouts, EMA, input checks, presets,
+collapse metrics and the spread regulariser."""
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ from conftest import SMALL_MODEL
 
 from worldmodel import VJEPAModel, preset
 from worldmodel.masks import future_masks, multiblock_masks
-from worldmodel.vjepa import ema_momentum
+from worldmodel.vjepa import content, effective_rank, ema_momentum, spread_loss
 
 
 def test_future_masks_are_disjoint_and_future_biased():
@@ -42,7 +43,9 @@ def test_seed_api_with_seed_keys():
     model = VJEPAModel(config)
     loss, metrics = model(torch.randn(2, 3, 8, 64, 64))
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert {"loss", "target_std", "pred_std", "collapsed"} <= set(metrics)
+    assert {"loss", "target_std", "pred_std", "collapsed", "target_rank",
+            "rank_collapsed"} <= set(metrics)
+    assert "spread" not in metrics and loss == metrics["loss"]
     loss.backward()
     assert model.encoder.embed.proj.weight.grad is not None
     with pytest.raises(ValueError, match="unknown VJEPAConfig keys"):
@@ -127,3 +130,49 @@ def test_presets_match_the_seed_table():
         assert abs(count - params) / params < 0.02, (name, count)
     with pytest.raises(ValueError, match="valid: tiny, small"):
         VJEPAModel("giant")
+
+
+def test_content_removes_each_positions_batch_mean():
+    tokens = torch.randn(6, 2, 5, 4) + torch.arange(5.0)[:, None] * 10  # position-dependent
+    x = content(tokens).view(6, 2, 5, 4)
+    torch.testing.assert_close(x.mean(0), torch.zeros(2, 5, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x, tokens - tokens.mean(0))
+    # with visible patches `keep`: the mean is over the samples that see each patch
+    keep = torch.tensor([[0, 2], [2, 3], [0, 3]])
+    seen = torch.randn(3, 1, 2, 4)
+    x = content(seen, keep).view(3, 2, 4)
+    torch.testing.assert_close(x[0, 0], (seen[0, 0, 0] - seen[2, 0, 0]) / 2)
+    torch.testing.assert_close(x[1, 0], (seen[1, 0, 0] - seen[0, 0, 1]) / 2)
+
+
+def test_effective_rank_and_spread_see_dimensional_collapse():
+    generator = torch.Generator().manual_seed(0)
+    isotropic = torch.randn(4000, 16, generator=generator)
+    one_direction = torch.randn(4000, 1, generator=generator) * torch.randn(16, generator=generator)
+    assert effective_rank(isotropic) > 15.0
+    assert effective_rank(one_direction) == pytest.approx(1.0, abs=1e-3)
+    assert spread_loss(one_direction) > 10 * spread_loss(isotropic)
+
+
+def test_spread_weight_adds_a_regulariser_on_the_encoder():
+    video = torch.randn(3, 3, 8, 64, 64)
+    grads = {}
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = VJEPAModel(preset("tiny", **SMALL_MODEL, spread_weight=weight))
+        masks = model.sample_masks(3, 4, torch.Generator().manual_seed(0))
+        loss, metrics = model(video, masks)
+        if weight:
+            assert float(loss) == pytest.approx(float(metrics["loss"] + weight * metrics["spread"]),
+                                         rel=1e-5)
+        loss.backward()
+        grads[weight] = (model.encoder.embed.proj.weight.grad.clone(),
+                         model.predictor.out_proj.weight.grad.clone())
+    # the regulariser acts on the context encoder's tokens, not on the predictor
+    assert not torch.allclose(grads[0.0][0], grads[0.5][0])
+    torch.testing.assert_close(grads[0.0][1], grads[0.5][1])
+    with pytest.raises(ValueError, match="spread_weight"):
+        preset("tiny", spread_weight=-1.0)
+    # a training-objective field is not part of the architecture an encoder is compared on
+    assert preset("tiny", spread_weight=0.5).architecture == preset("tiny").architecture
+    assert preset("tiny", encoder_dim=96).architecture != preset("tiny").architecture

@@ -29,6 +29,7 @@ def test_probe_measures_all_rows(tiny_play, tiny_encoder, tmp_path):
     for r in rows.values():
         assert all(math.isfinite(r[k]) for k in ("ee_r2", "ee_cm", "object_r2", "object_cm"))
         assert 0.0 <= r["task_acc"] <= 1.0
+        assert 1.0 <= r["content_rank"] <= 32.0  # SMALL_MODEL tokens are 32 wide
 
 
 def test_attention_benchmark_reports_both_layouts(tmp_path, capsys):

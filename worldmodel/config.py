@@ -29,6 +29,11 @@ class DictConfig:
         return cls(**values)
 
 
+ARCHITECTURE = ("image_size", "num_frames", "patch_size", "tubelet_size", "in_channels",
+                "encoder_dim", "num_heads", "factorized", "num_spatial_layers",
+                "num_temporal_layers", "mlp_ratio")
+
+
 @dataclass
 class VJEPAConfig(DictConfig):
     image_size: int = 64  # H = W, pixels
@@ -52,6 +57,8 @@ class VJEPAConfig(DictConfig):
     num_mask_blocks: int = 4  # multiblock: rectangles per mask
     loss: str = "l1"  # "l1" (V-JEPA 2) or "mse" (the seed)
     multiscale_loss: bool = False  # weight targets 1, 4, 8 frames ahead by 1, 0.5, 0.25
+    spread_weight: float = 0.0  # > 0: a variance-covariance term (VICReg) against dimensional
+    # collapse, on the context tokens' content (each position's batch mean removed)
     ema_momentum: float = 0.996  # target-encoder EMA momentum at step 0, cosine to 1.0
     grad_checkpointing: bool = False  # recompute block activations in backward
 
@@ -77,9 +84,16 @@ class VJEPAConfig(DictConfig):
         need(self.num_frames // self.tubelet_size >= 2 or self.mask_strategy == "multiblock",
              f"future-biased masking needs >= 2 time steps: {self.num_frames=}, "
              f"{self.tubelet_size=}")
+        need(self.spread_weight >= 0.0, f"{self.spread_weight=} must be >= 0")
         need(0.0 <= self.ema_momentum <= 1.0, f"{self.ema_momentum=} must be in [0, 1]")
         need(self.num_spatial_layers + self.num_temporal_layers >= 1,
              "the encoder needs at least one layer")
+
+    @property
+    def architecture(self) -> dict:
+        """The fields that shape the encoder (not the pretraining objective): two encoders
+        with equal architectures take the same input and give tokens of the same shape."""
+        return {name: getattr(self, name) for name in ARCHITECTURE}
 
     @property
     def grid(self) -> int:

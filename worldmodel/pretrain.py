@@ -220,7 +220,7 @@ def train(cfg: PretrainConfig) -> dict:
         print(f"V-JEPA pretraining: encoder {params / 1e6:.1f}M params, {len(train_set)} train "
               f"episodes ({len(clips)} clips), {world} process(es) on {device}, "
               f"{'bf16' if amp else 'fp32'} (matmul peak {peak / 1e9:.0f} GFLOP/s)")
-        print(f"{'step':>6s} {'loss':>7s} {'tgt_std':>7s} {'pred_std':>8s} {'lr':>8s} "
+        print(f"{'step':>6s} {'loss':>7s} {'tgt_std':>7s} {'pred_std':>8s} {'rank':>5s} {'lr':>8s} "
               f"{'ema':>7s} {'T':>3s} {'clips/s':>8s} {'%peak':>6s}")
 
     flops_per_clip: dict[int, float] = {}
@@ -258,14 +258,19 @@ def train(cfg: PretrainConfig) -> dict:
             fraction = rate * flops_per_clip.get(length, 0.0) / world / peak
             row = {"step": done, "loss": float(metrics["loss"]),
                    "target_std": float(metrics["target_std"]),
-                   "pred_std": float(metrics["pred_std"]), "lr": learning_rate(cfg, step),
+                   "pred_std": float(metrics["pred_std"]),
+                   "target_rank": float(metrics["target_rank"]), "lr": learning_rate(cfg, step),
                    "ema": momentum, "frames": length, "clips_per_s": rate,
                    "peak_fraction": fraction}
+            if "spread" in metrics:
+                row["spread"] = float(metrics["spread"])
             history.append(row)
             bar.write(f"{done:6d} {row['loss']:7.4f} {row['target_std']:7.3f} "
-                      f"{row['pred_std']:8.3f} {row['lr']:8.2e} {momentum:7.5f} {length:3d} "
-                      f"{rate:8.1f} {100 * fraction:5.1f}%"
-                      + ("  COLLAPSED: features have no spread" if metrics["collapsed"] else ""))
+                      f"{row['pred_std']:8.3f} {row['target_rank']:5.1f} {row['lr']:8.2e} "
+                      f"{momentum:7.5f} {length:3d} {rate:8.1f} {100 * fraction:5.1f}%"
+                      + ("  COLLAPSED: features have no spread" if metrics["collapsed"] else
+                         "  RANK-COLLAPSED: content varies in too few directions"
+                         if metrics["rank_collapsed"] else ""))
             tick, clips_seen = now, 0
         if main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             save_training(out, model, optimizer, step=done,

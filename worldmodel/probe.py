@@ -11,6 +11,10 @@ on the held-out episodes that pretraining never saw (the same split as
 - attentive (V-JEPA's evaluation): a learned query cross-attends over all patch tokens
   (plus a learned position embedding), then a linear head; trained with AdamW.
 
+Each row also gives the effective rank of the tokens' content (each patch's mean over
+frames removed): how many directions what the frames show spreads over; a dimensionally
+collapsed encoder has a rank of 2-4 out of its 192.
+
 Rows: the shipped encoder, a random-init encoder of the same architecture (the seed's
 "Random Init vs V-JEPA"), and raw pixels as a reference (16x16 downsampled for the linear
 probe; 8x8 pixel patches as tokens for the attentive one).
@@ -36,7 +40,7 @@ from tqdm import tqdm
 from envs import TASK_NAMES
 from envs.dataset import EpisodeDataset
 from worldmodel.encoder import VideoEncoder, frames_to_input
-from worldmodel.vjepa import init_weights
+from worldmodel.vjepa import content, effective_rank, init_weights
 from worldmodel.weights import ENCODER, PRETRAINED_DIR, load_encoder, read_card
 
 
@@ -54,6 +58,7 @@ class ProbeConfig:
     random_init_seed: int = 0  # the random-init encoder's seed
     attentive_steps: int = 3000  # AdamW steps of the attentive probe (1000 x 128 underfits)
     attentive_batch: int = 256  # frames per attentive-probe step
+    attentive_seed: int = 0  # the attentive probe's init and batches (its own luck)
     report: str | None = None  # also write the results here (reports/probe.json feeds the README)
 
 
@@ -233,7 +238,7 @@ def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
     encoders = {"V-JEPA (pretrained)": pretrained} | {
         f"V-JEPA ({weights})": load_encoder(weights) for weights in cfg.also}
     for name, encoder in encoders.items():
-        if encoder.cfg != pretrained.cfg:
+        if encoder.cfg.architecture != pretrained.cfg.architecture:
             raise ValueError(f"{name} has another architecture than {cfg.weights}: the "
                              "random-init row would not be its baseline")
     sources = {**{name: lambda x, e=encoder: encoder_tokens(e, x, cfg.batch_size)
@@ -250,15 +255,19 @@ def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
             linear_train, linear_val = pooled(train_tokens, cfg.pool), pooled(val_tokens, cfg.pool)
         rows[f"{name}, linear"] = probe(linear_train, linear_val, train, val)
         rows[f"{name}, attentive"] = attentive_probe(train_tokens, val_tokens, train, val,
-                                                     cfg.attentive_steps, cfg.attentive_batch)
+                                                     cfg.attentive_steps, cfg.attentive_batch,
+                                                     cfg.attentive_seed)
+        # how many directions the tokens' content spans (each patch's mean over frames removed)
+        rank = float(effective_rank(content(val_tokens[:, None])))
         for key in (f"{name}, linear", f"{name}, attentive"):
             rows[key]["seconds"] = time.perf_counter() - start
+            rows[key]["content_rank"] = rank
 
     print(f"\n{'features, probe':32s} {'EE R2':>6s} {'EE cm':>6s} {'obj R2':>7s} "
-          f"{'obj cm':>7s} {'task acc':>9s}")
+          f"{'obj cm':>7s} {'task acc':>9s} {'rank':>6s}")
     for name, r in rows.items():
         print(f"{name:32s} {r['ee_r2']:6.3f} {r['ee_cm']:6.2f} {r['object_r2']:7.3f} "
-              f"{r['object_cm']:7.2f} {100 * r['task_acc']:8.1f}%")
+              f"{r['object_cm']:7.2f} {100 * r['task_acc']:8.1f}% {r['content_rank']:6.1f}")
     return rows
 
 

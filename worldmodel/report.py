@@ -38,10 +38,11 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 def probe_table(report: dict, source: str = "reports/probe.json") -> str:
     card = report["encoder_card"]
     lines = ["| features, probe | end-effector R² | end-effector error (cm) | object R² | "
-             "object error (cm) | task accuracy |", "|---|---|---|---|---|---|"]
+             "object error (cm) | task accuracy | content rank |", "|---|---|---|---|---|---|---|"]
     for name, r in report["results"].items():
+        rank = f"{r['content_rank']:.1f}" if "content_rank" in r else "–"  # older reports
         lines.append(f"| {name} | {r['ee_r2']:.3f} | {r['ee_cm']:.2f} | {r['object_r2']:.3f} | "
-                     f"{r['object_cm']:.2f} | {100 * r['task_acc']:.1f} % |")
+                     f"{r['object_cm']:.2f} | {100 * r['task_acc']:.1f} % | {rank} |")
     lines += ["", f"Encoder: `{card['command']}` ({card['steps']} steps, "
               f"{card['wall_time_s'] / 60:.0f} min on a 2-core CPU, final loss "
               f"{card['final_metrics']['loss']:.4f})."]
@@ -650,6 +651,7 @@ def reader_table(report: dict, what: str = "Gripper position error of the propri
 
 TABLES = {"probe": probe_table, "attention": attention_table,
           "probe_wide": lambda r: probe_table(r, source="reports/probe_wide.json"),
+          "probe_spread": lambda r: probe_table(r, source="reports/probe_spread.json"),
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "headline": headline_table,

@@ -10,6 +10,13 @@ fills the masked positions with mask tokens and predicts the target encoder's
 layer-normalised features there (L1 as V-JEPA 2, or MSE as the seed). The target encoder
 is an EMA of the context encoder with a cosine momentum schedule from `ema_momentum` to
 1.0, and gets no gradients.
+
+Collapse comes in two kinds, and the metrics watch both: every token the same vector
+(`target_std` -> 0), and *dimensional* collapse, where tokens still differ by position but
+what varies with the clip's content lies in one or two directions (`target_rank`, the
+effective rank of the content). `spread_weight` > 0 adds a variance-covariance term
+(VICReg's, as PLDM uses; LeWM's Gaussianity regulariser plays the same part) on the
+context tokens' content against the second kind.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from worldmodel.masks import Masks, future_masks, multiblock_masks
 from worldmodel.predictor import MaskedPredictor
 
 COLLAPSE_STD = 0.05  # per-dimension feature std under which a run is reported collapsed
+COLLAPSE_RANK = 4.0  # effective dimensions of the content under which it is rank-collapsed
+SPREAD_STD = 0.3  # the variance term's floor on each content dimension's std
 # the seed's multi-scale temporal loss: (frames ahead, weight)
 MULTISCALE = ((1, 1.0), (4, 0.5), (8, 0.25))
 
@@ -42,6 +51,46 @@ def feature_std(x: torch.Tensor) -> torch.Tensor:
     features, -> 0 when every token maps to the same vector (collapse)."""
     flat = x.detach().float().reshape(-1, x.shape[-1])
     return flat.std(dim=0).mean()
+
+
+def content(tokens: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """What varies with the clip: tokens (B, T, K, D) at patches `keep` (B, K) (None: all
+    patches in order) with each (time step, patch) position's batch mean removed ->
+    float (B * T * K, D). Positional encodings alone explain most of a token, so spread
+    measured without this removal says little about content."""
+    B, T, K, D = tokens.shape
+    x = tokens.float().reshape(-1, D)
+    if keep is None:
+        keep = torch.arange(K, device=tokens.device).expand(B, K)
+    P = int(keep.max()) + 1
+    ids = (torch.arange(T, device=keep.device)[None, :, None] * P + keep[:, None, :]).reshape(-1)
+    sums = x.new_zeros(T * P, D).index_add_(0, ids, x)
+    counts = x.new_zeros(T * P).index_add_(0, ids, x.new_ones(len(ids)))
+    return x - (sums / counts.clamp_min(1.0)[:, None])[ids]
+
+
+def covariance(x: torch.Tensor) -> torch.Tensor:
+    """(N, D) centred rows -> (D, D) covariance, in fp32 whatever the autocast."""
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        return x.T @ x / max(len(x) - 1, 1)
+
+
+def effective_rank(x: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of the covariance spectrum of centred rows (N, D): D for isotropic
+    features, 1 when all the variance lies in one direction."""
+    eigenvalues = torch.linalg.eigvalsh(covariance(x.detach())).clamp_min(0.0)
+    p = eigenvalues / eigenvalues.sum().clamp_min(1e-12)
+    return torch.exp(-(p * p.clamp_min(1e-12).log()).sum())
+
+
+def spread_loss(x: torch.Tensor) -> torch.Tensor:
+    """VICReg's variance (hinge on each dimension's std at SPREAD_STD) plus covariance (the
+    off-diagonal entries squared, per dimension) terms on centred rows (N, D)."""
+    cov = covariance(x)
+    variance = F.relu(SPREAD_STD - (torch.diagonal(cov) + 1e-4).sqrt()).mean()
+    off_diagonal = cov - torch.diag(torch.diagonal(cov))
+    return variance + off_diagonal.pow(2).sum() / len(cov)
 
 
 class VJEPAModel(nn.Module):
@@ -118,9 +167,9 @@ class VJEPAModel(nn.Module):
         if masks is None:
             masks = self.sample_masks(B, time_steps, generator)
         with torch.no_grad():
-            target = self.target_encoder(video)  # (B, T', P, D)
-            target = F.layer_norm(target, target.shape[-1:])[masks.target]
-            target = target.view(B, masks.num_targets, -1)  # (B, N, D)
+            full_target = self.target_encoder(video)  # (B, T', P, D)
+            full_target = F.layer_norm(full_target, full_target.shape[-1:])
+            target = full_target[masks.target].view(B, masks.num_targets, -1)  # (B, N, D)
         context = self.encoder(video, context_steps=masks.context_steps, keep=masks.keep)
         prediction = self.predictor(context, masks, time_steps)  # (B, N, D)
         error = prediction.float() - target.float()
@@ -128,11 +177,18 @@ class VJEPAModel(nn.Module):
         weights = self.target_weights(masks)
         loss = (per_token * weights).sum(-1).div(weights.sum()).mean()
         target_std, pred_std = feature_std(target), feature_std(prediction)
+        target_rank = effective_rank(content(full_target)) if B > 1 else torch.tensor(float("nan"))
+        # "loss" is the prediction loss alone, comparable across runs with and without spread
         metrics = {"loss": loss.detach(), "target_std": target_std, "pred_std": pred_std,
-                   "context_std": feature_std(context),
+                   "context_std": feature_std(context), "target_rank": target_rank,
                    # collapse is the target encoder's: every token the same vector. (The
                    # predictor starts with near-zero outputs by its init; that is not it.)
-                   "collapsed": bool(target_std < COLLAPSE_STD)}
+                   "collapsed": bool(target_std < COLLAPSE_STD),
+                   "rank_collapsed": bool(target_rank < COLLAPSE_RANK)}
+        if self.config.spread_weight > 0:
+            spread = spread_loss(content(context, masks.keep))
+            metrics["spread"] = spread.detach()
+            loss = loss + self.config.spread_weight * spread
         return loss, metrics
 
     @torch.no_grad()
