@@ -163,7 +163,7 @@ def test_spread_weight_adds_a_regulariser_on_the_encoder():
         masks = model.sample_masks(3, 4, torch.Generator().manual_seed(0))
         loss, metrics = model(video, masks)
         if weight:
-            assert float(loss) == pytest.approx(float(metrics["loss"] + weight * metrics["spread"]),
+            assert loss.item() == pytest.approx(float(metrics["loss"] + weight * metrics["spread"]),
                                          rel=1e-5)
         loss.backward()
         grads[weight] = (model.encoder.embed.proj.weight.grad.clone(),
