@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_PREDICTOR, compose_config
+from safetensors.torch import save_file
 
 import worldmodel.train_ac  # noqa: F401  (registers the train_ac config schema)
 from worldmodel.ac_predictor import ACConfig, ACPredictor, frame_causal_mask
-from worldmodel.weights import load_predictor, load_pretrained
+from worldmodel.weights import encoder_id, load_predictor, load_pretrained
 
 
 def random_predictor(conditioning: str) -> ACPredictor:
@@ -138,6 +139,24 @@ def test_train_ac_exports_a_loadable_predictor(tiny_world_model):
     assert model.predictor is not None and not model.predictor.training
     frames = torch.zeros(1, 1, 64, 64, 3, dtype=torch.uint8)
     assert model.encode(frames).shape[-2] == model.predictor.num_patches
+    assert card["encoder_id"] == encoder_id(model.encoder)
+
+
+def test_a_predictor_beside_another_encoder_is_refused(tiny_world_model, tmp_path):
+    """The card names the encoder whose features trained the predictor; loading it with
+    other encoder weights (here: perturbed) stops with a clear error."""
+    import shutil
+
+    for name in ("encoder.json", "predictor.json", "predictor.safetensors"):
+        shutil.copy(tiny_world_model / name, tmp_path / name)
+    encoder = load_pretrained(tiny_world_model).encoder
+    with torch.no_grad():
+        next(encoder.parameters()).add_(0.01)
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()},
+              tmp_path / "encoder.safetensors")
+    with pytest.raises(ValueError, match="trained on the features of encoder"):
+        load_pretrained(tmp_path, predictor=True)
+    assert load_pretrained(tmp_path).predictor is None  # the encoder alone still loads
 
 
 def test_train_ac_resumes(tiny_play, tiny_world_model, tmp_path):

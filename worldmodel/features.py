@@ -13,7 +13,6 @@ features, and written shard by shard (temp file + rename), so an interrupted run
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -25,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from envs.dataset import ActionWindows, EpisodeDataset, shard_name
-from worldmodel.weights import PretrainedWorldModel
+from worldmodel.weights import PretrainedWorldModel, encoder_id
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +61,8 @@ def pool_tokens(z: torch.Tensor, scale: int) -> torch.Tensor:
     return x.flatten(2).transpose(1, 2).reshape(*lead, -1, D)
 
 
-def encoder_id(model: PretrainedWorldModel) -> str:
-    """A short hash of the encoder's weights."""
-    digest = hashlib.sha1()
-    for name, tensor in sorted(model.encoder.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().float().numpy().tobytes())
-    return digest.hexdigest()[:10]
-
-
 def cache_dir(data_dir: str | Path, model: PretrainedWorldModel) -> Path:
-    return Path(data_dir) / f"features_{encoder_id(model)}"
+    return Path(data_dir) / f"features_{encoder_id(model.encoder)}"
 
 
 @torch.no_grad()

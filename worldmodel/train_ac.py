@@ -53,6 +53,8 @@ from worldmodel.report import gripper_summary, object_state_summary, save_json
 from worldmodel.weights import (
     PREDICTOR,
     PRETRAINED_DIR,
+    check_encoder,
+    encoder_id,
     load_predictor,
     load_pretrained,
     read_card,
@@ -391,6 +393,8 @@ def build(cfg: TrainACConfig, device: torch.device):
     model.proprio_mean.copy_(torch.from_numpy(mean))
     model.proprio_std.copy_(torch.from_numpy(std + 1e-3))
     if cfg.init_from:  # fine-tuning: its weights and proprio statistics replace the above
+        check_encoder(read_card(cfg.init_from, PREDICTOR, trainer="worldmodel.train_ac"),
+                      encoder.encoder, cfg.init_from)
         start = load_predictor(cfg.init_from)
         if (start.cfg.to_dict(), start.proprio_dim) != (cfg.model.to_dict(), model.proprio_dim):
             raise ValueError(f"init_from={cfg.init_from}: its predictor ({start.cfg.to_dict()}, "
@@ -492,7 +496,8 @@ def finish(cfg, model, encoder, train_windows, val_windows, history, elapsed) ->
     if cfg.report:
         save_json(cfg.report, evaluation)
     if cfg.export_dir:
-        export(cfg, model, {"encoder": encoder.card["name"], "data": {
+        export(cfg, model, {"encoder": encoder.card["name"],
+                            "encoder_id": encoder_id(encoder.encoder), "data": {
             "dir": cfg.data_dir, "train_episodes": len(train_windows.dataset),
             "collection": train_windows.dataset.manifest["config"]},
             "steps": cfg.steps, "wall_time_s": round(elapsed, 1),

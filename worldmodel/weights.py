@@ -10,6 +10,7 @@ the safetensors file the tensors.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,6 +40,27 @@ def save_weights(directory: str | Path, name: str, module: torch.nn.Module,
     save_file(tensors, path)
     (directory / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
     return path
+
+
+def encoder_id(encoder: torch.nn.Module) -> str:
+    """A short hash of an encoder's weights: names its feature cache, and a predictor's card
+    records the one it was trained on."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:10]
+
+
+def check_encoder(predictor_card: dict, encoder: torch.nn.Module, where: str | Path) -> None:
+    """Refuse a predictor whose card names another encoder than `encoder`: its imagined
+    tokens would live in another feature space. Older cards name none and pass."""
+    trained_on, here = predictor_card.get("encoder_id"), encoder_id(encoder)
+    if trained_on and trained_on != here:
+        raise ValueError(
+            f"the predictor in {where} was trained on the features of encoder {trained_on}, "
+            f"but the encoder is {here}: put the encoder it was trained with beside it, or "
+            f"retrain it (python -m worldmodel.train_ac)")
 
 
 def read_card(directory: str | Path, name: str, trainer: str = "worldmodel.pretrain") -> dict:
@@ -130,6 +152,7 @@ def load_pretrained(directory: str | Path = PRETRAINED_DIR, *, predictor: bool =
                else None}
     if not predictor:
         return PretrainedWorldModel(encoder, card, **readers)
-    return PretrainedWorldModel(encoder, card, load_predictor(directory),
-                                read_card(directory, PREDICTOR, trainer="worldmodel.train_ac"),
+    predictor_card = read_card(directory, PREDICTOR, trainer="worldmodel.train_ac")
+    check_encoder(predictor_card, encoder, directory)
+    return PretrainedWorldModel(encoder, card, load_predictor(directory), predictor_card,
                                 **readers)
