@@ -55,8 +55,8 @@ def encoder_id(encoder: torch.nn.Module) -> str:
 def check_encoder(predictor_card: dict, encoder: torch.nn.Module, where: str | Path) -> None:
     """Refuse a predictor whose card names another encoder than `encoder`: its imagined
     tokens would live in another feature space. Older cards name none and pass."""
-    trained_on, here = predictor_card.get("encoder_id"), encoder_id(encoder)
-    if trained_on and trained_on != here:
+    trained_on = predictor_card.get("encoder_id")
+    if trained_on and trained_on != (here := encoder_id(encoder)):
         raise ValueError(
             f"the predictor in {where} was trained on the features of encoder {trained_on}, "
             f"but the encoder is {here}: put the encoder it was trained with beside it, or "
