@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 import envs
 from planners.agent import ENV_ACTION_DIM, prepare_image, read_image
-from planners.mpc import MPCConfig, make_env
+from planners.mpc import MPCConfig, make_env, needs_contact_reader
 from planners.objective import LatentObjective
 from worldmodel.pretrain import git_revision
 from worldmodel.report import energy_check_table, save_json
@@ -115,32 +115,39 @@ def sample_actions(cfg: EnergyCheckConfig, env, generator: torch.Generator,
 
 @torch.no_grad()
 def check_state(cfg: EnergyCheckConfig, model, env, obs: dict, goal: torch.Tensor,
-                generator: torch.Generator,
-                goal_proprio: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                generator: torch.Generator, goal_proprio: torch.Tensor | None = None,
+                goal_contact: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The three energies (N,) of one batch of action sequences from env's current state,
     whose observation is `obs`, towards the goal image's tokens `goal` (P, D) (and, for
-    the world model's gripper term, the goal proprio read from the goal image); also the
-    stay-still control's (N,) and the imagined gripper R² (a scalar)."""
+    the world model's gripper and contact terms, the goal proprio and contact point read
+    from the goal image); also the stay-still control's (N,) and the imagined gripper R²
+    (a scalar). A predictor that imagines the object starts from the contact point read
+    from the current image, as the agent does; the simulator's is its true one."""
     base = env.unwrapped
     frameskip = model.predictor.cfg.frameskip
+    object_state = model.predictor.object_state
     actions = sample_actions(cfg, env, generator, frameskip)
     controls = actions.repeat_interleave(frameskip, dim=1).numpy()  # (N, H * frameskip, 4)
     start, goal_state = base.copy_state(), np.concatenate([base.goal, base.goal_proprio])
-    states, frames = zip(*(base.simulate(start, c, every=frameskip, pixels=True)
-                           for c in controls))
-    states, frames = np.stack(states), np.stack(frames)  # (N, H, G + 4), (N, H, h, w, 3)
-    true = torch.as_tensor(np.linalg.norm(states - goal_state, axis=-1))  # (N, H)
+    states, frames = zip(*(base.simulate(start, c, every=frameskip, pixels=True,
+                                         object_position=object_state) for c in controls))
+    states, frames = np.stack(states), np.stack(frames)  # (N, H, G + 4 (+ 3)), (N, H, h, w, 3)
+    G = len(base.goal)
+    true = torch.as_tensor(np.linalg.norm(states[..., :G + 4] - goal_state, axis=-1))  # (N, H)
     z = model.encode(prepare_image(obs["pixels"], model.config.image_size)[None, None])[0, 0]
+    proprio = torch.as_tensor(obs["proprio"])
+    contact = read_image(model.contact_reader, obs["pixels"])
     objective = LatentObjective(cfg.objective, model.predictor, z=z,
-                                proprio=torch.as_tensor(obs["proprio"]), goal=goal,
-                                action_repeat=frameskip, goal_proprio=goal_proprio)
-    # the same energy on the simulator's frames and proprio (the last 4 state entries)
+                                proprio=torch.cat([proprio, contact]) if object_state else proprio,
+                                goal=goal, action_repeat=frameskip, goal_proprio=goal_proprio,
+                                contact=contact, goal_contact=goal_contact)
+    # the same energy on the simulator's frames and proprio (+ its true contact point)
     sim = objective.distances(model.encode(torch.from_numpy(frames)),
-                              torch.as_tensor(states[..., -4:], dtype=torch.float32))
+                              torch.as_tensor(states[..., G:], dtype=torch.float32))
     z_hat, proprio_hat = objective.rollout(actions)
     imagined = objective.distances(z_hat, proprio_hat)
     pick = (lambda e: e[:, -1]) if cfg.objective.weighting == "last" else (lambda e: e.mean(1))
-    gripper = torch.as_tensor(states[:, -1, -4:-1])  # simulated final gripper position
+    gripper = torch.as_tensor(states[:, -1, G:G + 3])  # simulated final gripper position
     start_gripper = torch.as_tensor(base.proprio(start)[:3], dtype=torch.float64)
     residual = (proprio_hat[:, -1, :3].double() - gripper).square().sum()
     return {"true": pick(true), "sim_latent": pick(sim), "world_model": pick(imagined),
@@ -163,7 +170,9 @@ def check_task(cfg: EnergyCheckConfig, model, task: str) -> dict:
         for _ in range(int(rng.integers(0, budget // 2))):  # a state along the task
             obs, *_ = env.step(policy(obs))
         generator = torch.Generator().manual_seed(seed)
-        energies = check_state(cfg, model, env, obs, goal, generator, goal_proprio)
+        goal_contact = read_image(model.contact_reader, info["goal_pixels"])
+        energies = check_state(cfg, model, env, obs, goal, generator, goal_proprio,
+                               goal_contact)
         row = {"seed": seed, "task_distance": float(env.unwrapped.task.distance(
             env.unwrapped.data, env.unwrapped.goal))}
         if goal_proprio is not None:  # how far the reader misplaces the goal gripper
@@ -183,7 +192,8 @@ def check_task(cfg: EnergyCheckConfig, model, task: str) -> dict:
 
 def run(cfg: EnergyCheckConfig) -> dict:
     model = load_pretrained(cfg.weights_dir, predictor=True,
-                            reader=cfg.objective.proprio_weight > 0)
+                            reader=cfg.objective.reads_goal_gripper,
+                            contact_reader=needs_contact_reader(cfg.objective, cfg.weights_dir))
     results = {task: check_task(cfg, model, task) for task in cfg.tasks}
     report = {"config": OmegaConf.to_container(OmegaConf.structured(cfg)),
               "git_revision": git_revision(), "tasks": results}

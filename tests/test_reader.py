@@ -486,6 +486,7 @@ def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model
 
     import envs
     from envs.dataset import ActionWindows, EpisodeDataset
+    from planners.energy_check import run as energy_check
     from worldmodel.train_ac import train as train_ac
 
     data = EpisodeDataset(tiny_play)
@@ -512,6 +513,11 @@ def test_object_state_windows_predictor_and_planning(tiny_play, tiny_world_model
                          f"out_dir={tmp_path / 'reader'}", f"export_dir={weights}",
                          "steps=1", *TINY_READER))
     assert run(cfg, tmp_path / "mpc")["episodes"] == 1
+    # the energy check starts such a predictor from the contact point read from the image
+    check = energy_check(compose_config(
+        "energy_check", f"weights_dir={weights}", "planning=plain", "tasks=[push]", "states=1",
+        "samples=8", "objective.object_weight=1.0"))["tasks"]["push"]["mean"]
+    assert np.isfinite(check["rho_world_model_true"]) and np.isfinite(check["gripper_r2"])
 
 
 def test_clear_weight_counts_low_paths_near_a_pushed_object_at_its_goal():

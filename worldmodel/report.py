@@ -602,11 +602,17 @@ def energy_check_table(reports: dict) -> str:
     for report in reports.values():
         cfg = report["config"]
         energy = cfg["objective"]
-        label = (f"`{Path(cfg['weights_dir']).name}`, {cfg['env']['cameras'][0]}, "
+        weights = Path(cfg["weights_dir"])  # pretrained/... for the shipped ones, else its name
+        name = "/".join(weights.parts[weights.parts.index("pretrained"):]
+                        if "pretrained" in weights.parts else weights.parts[-1:])
+        label = (f"`{name}`, {cfg['env']['cameras'][0]}, "
                  f"{energy['distance']} {list(energy['scales'])} {energy['weighting']}")
-        if energy.get("proprio_weight", 0) > 0:
-            label += (f", {energy['latent_weight']:g} × latent + {energy['proprio_weight']:g} × "
-                      "gripper")
+        terms = [(energy.get(key, 0), term) for key, term in (
+            ("proprio_weight", "gripper"), ("contact_weight", "contact"),
+            ("object_weight", "object"))]
+        if any(weight > 0 for weight, _ in terms):
+            label += f", {energy['latent_weight']:g} × latent" + "".join(
+                f" + {weight:g} × {term}" for weight, term in terms if weight > 0)
         for task, result in report["tasks"].items():
             m = result["mean"]
             read = f"{m['goal_read_cm']:.1f} cm" if "goal_read_cm" in m else "—"
