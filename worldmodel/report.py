@@ -151,8 +151,10 @@ def describe_energy(cfg: dict) -> str:
     scales = list(objective.get("scales", [1]))
     energy = f"{objective['distance']} energy" + (
         f" pooled at scales {', '.join(map(str, scales))}" if scales != [1] else "")
+    if objective.get("proprio_weight", 0) > 0 or objective.get("latent_weight", 1) != 1:
+        energy = f"{objective['latent_weight']:g} x {energy}"
     if objective.get("proprio_weight", 0) > 0:
-        energy = (f"{objective['latent_weight']:g} x {energy} + "
+        energy = (f"{energy} + "
                   f"{objective['proprio_weight']:g} x |imagined gripper - goal gripper read "
                   "by the proprio reader| (m)")
     # an object term needs a predictor that imagines the contact point (the object state),
@@ -696,7 +698,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "object_push", "object_touch", "object_clear", "object_steady",
                           "object_unstick", "object_unstick_xy", "object_push_slow",
                           "object_home_lift", "object_home_lift_scratch",
-                          "object_home_lift_spread")},
+                          "object_home_lift_spread", "object_home_lift_latent0",
+                          "object_home_lift_scratch_latent0")},
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(
