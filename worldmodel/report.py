@@ -151,12 +151,12 @@ def describe_energy(cfg: dict) -> str:
     scales = list(objective.get("scales", [1]))
     energy = f"{objective['distance']} energy" + (
         f" pooled at scales {', '.join(map(str, scales))}" if scales != [1] else "")
-    if objective.get("proprio_weight", 0) > 0 or objective.get("latent_weight", 1) != 1:
+    proprio_weight = objective.get("proprio_weight", 0)
+    if proprio_weight > 0 or objective.get("latent_weight", 1) != 1:
         energy = f"{objective['latent_weight']:g} x {energy}"
-    if objective.get("proprio_weight", 0) > 0:
-        energy = (f"{energy} + "
-                  f"{objective['proprio_weight']:g} x |imagined gripper - goal gripper read "
-                  "by the proprio reader| (m)")
+    if proprio_weight > 0:
+        energy += (f" + {proprio_weight:g} x |imagined gripper - goal gripper read by the "
+                   "proprio reader| (m)")
     # an object term needs a predictor that imagines the contact point (the object state),
     # and the contact term then uses the imagined point too
     imagined = objective.get("object_weight", 0) > 0
