@@ -20,7 +20,8 @@ REFERENCE = Path(__file__).parent / "reference" / "encoder_tokens.safetensors"
 def test_probe_measures_all_rows(tiny_play, tiny_encoder, tmp_path):
     cfg = compose_config("probe", f"data_dir={tiny_play}", f"weights={tiny_encoder}",
                          f"also=[{tiny_encoder}]", "val_fraction=0.25", "pool=2",
-                         "frame_stride=8", "attentive_steps=5")
+                         "frame_stride=8", "attentive_steps=5", "random_init_seeds=[0,1]",
+                         "attentive_seeds=[0,1]")
     rows = probe.run(cfg)
     features = ("V-JEPA (pretrained)", f"V-JEPA ({tiny_encoder})", "random init", "pixels")
     assert set(rows) == {f"{f}, {p}" for f in features for p in ("linear", "attentive")}
@@ -30,6 +31,16 @@ def test_probe_measures_all_rows(tiny_play, tiny_encoder, tmp_path):
         assert all(math.isfinite(r[k]) for k in ("ee_r2", "ee_cm", "object_r2", "object_cm"))
         assert 0.0 <= r["task_acc"] <= 1.0
         assert 1.0 <= r["content_rank"] <= 32.0  # SMALL_MODEL tokens are 32 wide
+    # each row is the mean over its runs: random init 2 encoders (x 2 probe seeds), others 1 (x 2)
+    runs = {name: len(r.get("runs", [r])) for name, r in rows.items()}
+    assert runs == {f"{f}, {p}": (2 if f == "random init" else 1) * (2 if p == "attentive" else 1)
+                    for f in features for p in ("linear", "attentive")}
+    inits = rows["random init, attentive"]["runs"]
+    assert {(r["init_seed"], r["probe_seed"]) for r in inits} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    seed0, seed1 = rows["random init, linear"]["runs"]  # two encoders, two fits
+    assert seed0["object_r2"] != pytest.approx(seed1["object_r2"])
+    assert rows["pixels, attentive"]["object_cm"] == pytest.approx(
+        sum(r["object_cm"] for r in rows["pixels, attentive"]["runs"]) / 2)
 
 
 def test_attention_benchmark_reports_both_layouts(tmp_path, capsys):

@@ -18,6 +18,11 @@ collapsed encoder has a rank of 2-4 out of its 192.
 Rows: the shipped encoder, a random-init encoder of the same architecture (the seed's
 "Random Init vs V-JEPA"), and raw pixels as a reference (16x16 downsampled for the linear
 probe; 8x8 pixel patches as tokens for the attentive one).
+
+A probe's figures move with luck: the random-init encoder's seed and the attentive probe's
+own seed (0.2-0.3 cm of object error). `random_init_seeds=[0,1,2] attentive_seeds=[0,1,2]`
+gives each row the mean over every run (9 for random init, 3 for the others) and keeps the
+runs in the report.
 """
 
 from __future__ import annotations
@@ -55,10 +60,10 @@ class ProbeConfig:
     frame_stride: int = 4  # every n-th frame of an episode
     pool: int = 4  # patch tokens are average-pooled to pool x pool cells
     batch_size: int = 256  # frames per encoder forward
-    random_init_seed: int = 0  # the random-init encoder's seed
+    random_init_seeds: list[int] = field(default_factory=lambda: [0])  # random-init encoders
     attentive_steps: int = 3000  # AdamW steps of the attentive probe (1000 x 128 underfits)
     attentive_batch: int = 256  # frames per attentive-probe step
-    attentive_seed: int = 0  # the attentive probe's init and batches (its own luck)
+    attentive_seeds: list[int] = field(default_factory=lambda: [0])  # the probe's own luck
     report: str | None = None  # also write the results here (reports/probe.json feeds the README)
 
 
@@ -232,43 +237,61 @@ def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
           f"measured on {len(val['ee'])} frames of {len(val_set)} held-out episodes")
 
     pretrained = load_encoder(cfg.weights)
-    torch.manual_seed(cfg.random_init_seed)
-    random_init = VideoEncoder(pretrained.cfg).eval()
-    random_init.apply(init_weights)  # as VJEPAModel initialises a fresh encoder
     encoders = {"V-JEPA (pretrained)": pretrained} | {
         f"V-JEPA ({weights})": load_encoder(weights) for weights in cfg.also}
     for name, encoder in encoders.items():
         if encoder.cfg.architecture != pretrained.cfg.architecture:
             raise ValueError(f"{name} has another architecture than {cfg.weights}: the "
                              "random-init row would not be its baseline")
-    sources = {**{name: lambda x, e=encoder: encoder_tokens(e, x, cfg.batch_size)
-                  for name, encoder in encoders.items()},
-               "random init": lambda x: encoder_tokens(random_init, x, cfg.batch_size),
-               "pixels": pixel_tokens}
+    random_inits = {}
+    for seed in cfg.random_init_seeds:
+        torch.manual_seed(seed)
+        random_inits[seed] = VideoEncoder(pretrained.cfg).eval()
+        random_inits[seed].apply(init_weights)  # as VJEPAModel initialises a fresh encoder
+
+    def tokens(encoder: VideoEncoder):
+        return lambda x: encoder_tokens(encoder, x, cfg.batch_size)
+
+    sources = {name: [({}, tokens(encoder))] for name, encoder in encoders.items()}
+    sources["random init"] = [({"init_seed": seed}, tokens(encoder))
+                              for seed, encoder in random_inits.items()]
+    sources["pixels"] = [({}, pixel_tokens)]
     rows = {}
-    for name, tokens_of in sources.items():
+    for name, variants in sources.items():
         start = time.perf_counter()
-        train_tokens, val_tokens = tokens_of(train["pixels"]), tokens_of(val["pixels"])
-        if name == "pixels":  # the classic reference: 16x16 downsampled frames
-            linear_train, linear_val = pixel_grid(train["pixels"]), pixel_grid(val["pixels"])
-        else:
-            linear_train, linear_val = pooled(train_tokens, cfg.pool), pooled(val_tokens, cfg.pool)
-        rows[f"{name}, linear"] = probe(linear_train, linear_val, train, val)
-        rows[f"{name}, attentive"] = attentive_probe(train_tokens, val_tokens, train, val,
-                                                     cfg.attentive_steps, cfg.attentive_batch,
-                                                     cfg.attentive_seed)
-        # how many directions the tokens' content spans (each patch's mean over frames removed)
-        rank = float(effective_rank(content(val_tokens[:, None])))
-        for key in (f"{name}, linear", f"{name}, attentive"):
-            rows[key]["seconds"] = time.perf_counter() - start
-            rows[key]["content_rank"] = rank
+        linear, attentive = [], []
+        for tag, tokens_of in variants:
+            train_tokens, val_tokens = tokens_of(train["pixels"]), tokens_of(val["pixels"])
+            if name == "pixels":  # the classic reference: 16x16 downsampled frames
+                linear_train, linear_val = pixel_grid(train["pixels"]), pixel_grid(val["pixels"])
+            else:
+                linear_train = pooled(train_tokens, cfg.pool)
+                linear_val = pooled(val_tokens, cfg.pool)
+            # how many directions the tokens' content spans (each patch's mean over frames removed)
+            rank = {"content_rank": float(effective_rank(content(val_tokens[:, None])))}
+            linear.append(tag | probe(linear_train, linear_val, train, val) | rank)
+            attentive += [tag | {"probe_seed": seed} | attentive_probe(
+                train_tokens, val_tokens, train, val, cfg.attentive_steps, cfg.attentive_batch,
+                seed) | rank for seed in cfg.attentive_seeds]
+        seconds = {"seconds": time.perf_counter() - start}
+        rows[f"{name}, linear"] = summarise(linear) | seconds
+        rows[f"{name}, attentive"] = summarise(attentive) | seconds
 
     print(f"\n{'features, probe':32s} {'EE R2':>6s} {'EE cm':>6s} {'obj R2':>7s} "
-          f"{'obj cm':>7s} {'task acc':>9s} {'rank':>6s}")
+          f"{'obj cm':>7s} {'task acc':>9s} {'rank':>6s}  obj cm of each run")
     for name, r in rows.items():
+        each = " ".join(f"{run['object_cm']:.2f}" for run in r.get("runs", []))
         print(f"{name:32s} {r['ee_r2']:6.3f} {r['ee_cm']:6.2f} {r['object_r2']:7.3f} "
-              f"{r['object_cm']:7.2f} {100 * r['task_acc']:8.1f}% {r['content_rank']:6.1f}")
+              f"{r['object_cm']:7.2f} {100 * r['task_acc']:8.1f}% {r['content_rank']:6.1f}  {each}")
     return rows
+
+
+def summarise(runs: list[dict]) -> dict:
+    """One row: each figure's mean over the runs (random-init seeds x probe seeds), and
+    the runs themselves where there are several."""
+    row = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]
+           if key not in ("init_seed", "probe_seed")}
+    return row | ({"runs": runs} if len(runs) > 1 else {})
 
 
 def pixel_grid(pixels: np.ndarray) -> torch.Tensor:

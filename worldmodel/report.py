@@ -41,16 +41,25 @@ def probe_table(report: dict, source: str = "reports/probe.json") -> str:
              "object error (cm) | task accuracy | content rank |", "|---|---|---|---|---|---|---|"]
     for name, r in report["results"].items():
         rank = f"{r['content_rank']:.1f}" if "content_rank" in r else "–"  # older reports
+        object_cm = f"{r['object_cm']:.2f}"
+        if "runs" in r:  # a mean over seeds: give the runs' range
+            each = [run["object_cm"] for run in r["runs"]]
+            object_cm += f" ({min(each):.2f}–{max(each):.2f}, {len(each)} runs)"
         lines.append(f"| {name} | {r['ee_r2']:.3f} | {r['ee_cm']:.2f} | {r['object_r2']:.3f} | "
-                     f"{r['object_cm']:.2f} | {100 * r['task_acc']:.1f} % | {rank} |")
+                     f"{object_cm} | {100 * r['task_acc']:.1f} % | {rank} |")
     lines += ["", f"Encoder: `{card['command']}` ({card['steps']} steps, "
               f"{card['wall_time_s'] / 60:.0f} min on a 2-core CPU, final loss "
               f"{card['final_metrics']['loss']:.4f})."]
     for path, other in zip(report["config"].get("also", []), report.get("also_cards", [])):
         lines[-1] += f" `{path}`: `{other['command']}`."
-    lines[-1] += (f" Probes fitted on {report['config']['train_episodes']} training episodes of "
-                  f"`{report['config']['data_dir']}` and measured on its held-out episodes; "
-                  f"from `{source}`.")
+    config = report["config"]
+    lines[-1] += (f" Probes fitted on {config['train_episodes']} training episodes of "
+                  f"`{config['data_dir']}` and measured on its held-out episodes")
+    inits, seeds = config.get("random_init_seeds", [0]), config.get("attentive_seeds", [0])
+    if len(inits) > 1 or len(seeds) > 1:
+        lines[-1] += (f"; each row is the mean over random-init seeds {inits} (random init "
+                      f"only) and attentive-probe seeds {seeds} (attentive rows)")
+    lines[-1] += f"; from `{source}`."
     return "\n".join(lines)
 
 
