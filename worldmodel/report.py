@@ -668,7 +668,7 @@ def reader_table(report: dict, what: str = "Gripper position error of the propri
 
 TABLES = {"probe": probe_table, "attention": attention_table,
           **{name: (lambda r, n=name: probe_table(r, source=f"reports/{n}.json"))
-             for name in ("probe_wide", "probe_spread", "probe_multiblock")},
+             for name in ("probe_wide", "probe_spread", "probe_multiblock", "probe_seeds")},
           "ac_prediction": prediction_table, "ac_conditioning": conditioning_table,
           "mpc": mpc_table, "planner_speed": planner_speed_table,
           "zero_shot": zero_shot_table, "headline": headline_table,
