@@ -226,6 +226,8 @@ def attentive_probe(train_tokens: torch.Tensor, val_tokens: torch.Tensor, train:
 
 
 def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
+    if not cfg.random_init_seeds or not cfg.attentive_seeds:
+        raise ValueError("random_init_seeds and attentive_seeds need at least one seed each")
     data = EpisodeDataset(cfg.data_dir)
     train_set, val_set = data.split(cfg.val_fraction, seed=cfg.split_seed)
     if len(train_set) > cfg.train_episodes:
