@@ -43,6 +43,11 @@ def test_probe_measures_all_rows(tiny_play, tiny_encoder, tmp_path):
         sum(r["object_cm"] for r in rows["pixels, attentive"]["runs"]) / 2)
 
 
+def test_probe_refuses_an_empty_seed_list():
+    with pytest.raises(ValueError, match="at least one seed"):
+        compose_config("probe", "attentive_seeds=[]")
+
+
 def test_attention_benchmark_reports_both_layouts(tmp_path, capsys):
     out = tmp_path / "attention.json"
     cfg = compose_config("worldmodel_benchmark", "shapes=[tiny]", "tiny_batch=2",

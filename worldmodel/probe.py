@@ -66,6 +66,10 @@ class ProbeConfig:
     attentive_seeds: list[int] = field(default_factory=lambda: [0])  # the probe's own luck
     report: str | None = None  # also write the results here (reports/probe.json feeds the README)
 
+    def __post_init__(self):
+        if not self.random_init_seeds or not self.attentive_seeds:
+            raise ValueError("random_init_seeds and attentive_seeds need at least one seed each")
+
 
 ConfigStore.instance().store(name="probe_schema", node=ProbeConfig)
 RIDGE = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # regularisation per sample, chosen on a split
@@ -226,8 +230,6 @@ def attentive_probe(train_tokens: torch.Tensor, val_tokens: torch.Tensor, train:
 
 
 def run(cfg: ProbeConfig) -> dict[str, dict[str, float]]:
-    if not cfg.random_init_seeds or not cfg.attentive_seeds:
-        raise ValueError("random_init_seeds and attentive_seeds need at least one seed each")
     data = EpisodeDataset(cfg.data_dir)
     train_set, val_set = data.split(cfg.val_fraction, seed=cfg.split_seed)
     if len(train_set) > cfg.train_episodes:
