@@ -10,6 +10,10 @@ Receding horizon: each plan covers H model steps (each `frameskip` control steps
 warm-starting from the rest of the plan. The last `history - 1` observed frames (with the
 actions taken after them) are the predictor's context.
 
+With a policy prior in the world model (`worldmodel.prior`, a separately reported variant),
+each plan's sampling starts from the prior's proposal for the state and goal the readers read,
+in place of the previous plan shifted.
+
 Sub-goals (a separately reported variant, as V-JEPA 2-AC planned pick-and-place): the agent
 plans to each sub-goal image in turn and moves on after `subgoal_steps` plans, or earlier
 once its gripper is within `subgoal_reach` of where the proprio reader reads the sub-goal's
@@ -60,6 +64,18 @@ def read_image(reader: ProprioReader | None, image: np.ndarray) -> torch.Tensor 
     return reader.read(prepare_image(image, reader.cfg.image_size)[None])[0]
 
 
+def check_prior(model: PretrainedWorldModel, steps: int) -> None:
+    """A policy prior reads its state and goal with both readers and must propose at least
+    `steps` control actions."""
+    if model.reader is None or model.contact_reader is None:
+        raise ValueError("the policy prior reads the state and goal from images: load the "
+                         "world model with load_pretrained(..., reader=True, "
+                         "contact_reader=True, prior=True)")
+    if model.prior.cfg.chunk < steps:
+        raise ValueError(f"the policy prior proposes {model.prior.cfg.chunk} control actions, "
+                         f"the planner needs {steps} (horizon x frameskip)")
+
+
 class LatentMPCAgent:
     def __init__(self, model: PretrainedWorldModel, planner: SamplingPlanner,
                  objective: ObjectiveConfig, *, history: int = 1, execute: int = 1,
@@ -100,6 +116,8 @@ class LatentMPCAgent:
                              "with load_pretrained(..., contact_reader=True) from a directory "
                              "with contact_reader.safetensors (python -m worldmodel.train_reader "
                              "target=contact export_dir=...)")
+        if model.prior is not None:
+            check_prior(model, self.frameskip * planner.cfg.horizon)
         if subgoal_reach <= 0:
             raise ValueError(f"{subgoal_reach=} must be > 0 (metres)")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
@@ -141,6 +159,16 @@ class LatentMPCAgent:
         return self.goal_proprio is not None and float(
             (proprio[:3] - self.goal_proprio[:3]).norm()) < self.subgoal_reach
 
+    def _proposal(self, proprio: torch.Tensor, contact: torch.Tensor) -> torch.Tensor:
+        """The policy prior's control actions for this state and goal, as the planner's
+        actions (H, A): each model step's `frameskip` actions averaged when one action is
+        held for the step, else side by side."""
+        actions = self.model.prior.propose(torch.cat([proprio, contact]), torch.cat(
+            [self.goal_proprio, self.goal_contact]))
+        H, A = self.planner.cfg.horizon, self.planner.action_dim
+        steps = actions[:H * self.frameskip].view(H, self.frameskip, ENV_ACTION_DIM)
+        return steps.mean(1) if self.action_repeat > 1 else steps.reshape(H, A)
+
     def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
         """Plan from `obs` (with `pixels` and `proprio`); returns the control actions to
         execute, (execute * frameskip, 4), and what the plan looked like."""
@@ -154,6 +182,7 @@ class LatentMPCAgent:
         # from the second on (closing fingers pass through a holding gap for one plan)
         self._held = [*self._held, contact - proprio[:3]] if (
             contact is not None and holds_object(proprio)) else []
+        init = None if self.model.prior is None else self._proposal(proprio, contact)
         held_offset = torch.stack(self._held).mean(0) if len(self._held) > 1 else None
         if self.predictor.object_state:  # the state the predictor imagines: proprio + object
             proprio = torch.cat([proprio, contact])
@@ -173,7 +202,7 @@ class LatentMPCAgent:
                                     goal_contact=self.goal_contact, held_offset=held_offset,
                                     was_reached=self._reached, blocked=blocked)
         self._reached = objective.reached
-        result = self.planner.plan(objective, generator)
+        result = self.planner.plan(objective, generator, init=init)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
         imagined, imagined_proprio = (x[0] for x in objective.rollout(result.actions[None]))
         self._expected = proprio[:3], imagined_proprio[self.execute - 1, :3]

@@ -16,6 +16,8 @@ success reported too). Methods, all run in the same invocation by default:
   ceiling, so a gap to it is the world model's fault (`oracle_contact_weight=w` adds
   w x |gripper - task contact point| to its energy, a diagnostic contact-first energy);
 - `random`: uniform random actions;
+- `prior` (not run by default): the policy prior alone (`worldmodel.prior`, in `weights_dir`),
+  one control action per read image, no planning: what the planner adds to its proposals;
 - `sim_latent` (a diagnostic, not run by default): the oracle's true simulator as the model
   but the world model's goal-image energy on rendered frames. Against `world_model` it
   measures what the predictor loses; against `oracle`, what the encoder's energy loses.
@@ -51,7 +53,7 @@ from tqdm import tqdm
 
 import envs
 from envs.video import write_video
-from planners.agent import ENV_ACTION_DIM, prepare_image
+from planners.agent import ENV_ACTION_DIM, check_prior, prepare_image, read_image
 from planners.mpc import MPCConfig, build_agent, check_camera, needs_contact_reader, run_episode
 from planners.sampling import SamplingPlanner, make_planner
 from worldmodel.features import token_distance
@@ -61,12 +63,13 @@ from worldmodel.weights import (
     CONTACT_READER,
     PREDICTOR,
     PRETRAINED_DIR,
+    PRIOR,
     READER,
     PretrainedWorldModel,
     load_pretrained,
 )
 
-METHODS = ("world_model", "scratch", "oracle", "random", "sim_latent")
+METHODS = ("world_model", "scratch", "oracle", "random", "sim_latent", "prior")
 DEFAULT_METHODS = METHODS[:4]  # sim_latent is a diagnostic, run on request
 MODEL_METHODS = ("world_model", "scratch")  # planned through a learned world model
 
@@ -138,6 +141,27 @@ class RandomAgent:
     def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
         controls = torch.rand(self.steps, ENV_ACTION_DIM, generator=generator) * 2 - 1
         return controls.numpy(), {"plan_ms": 0.0, "energy": float("nan")}
+
+
+class PriorAgent:
+    """The policy prior alone: each control step, the state read from the image, the first
+    of the actions it proposes towards the goal read from the goal image."""
+
+    def __init__(self, model: PretrainedWorldModel):
+        check_prior(model, 1)
+        self.model = model
+
+    def reset(self, goal_image: np.ndarray) -> None:
+        self.goal = torch.cat([read_image(self.model.reader, goal_image),
+                               read_image(self.model.contact_reader, goal_image)])
+
+    def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
+        start = time.perf_counter()
+        state = torch.cat([torch.as_tensor(obs["proprio"], dtype=torch.float32),
+                           read_image(self.model.contact_reader, obs["pixels"])])
+        controls = self.model.prior.propose(state, self.goal)[:1].numpy()
+        return controls, {"plan_ms": 1e3 * (time.perf_counter() - start),
+                          "energy": float("nan")}
 
 
 @dataclass
@@ -250,6 +274,9 @@ def _agent(method: str, task: str, env):
             frameskip = _frameskip(cfg)
             if method == "random":
                 agent = RandomAgent(frameskip)
+            elif method == "prior":
+                agent = PriorAgent(load_pretrained(cfg.weights_dir, reader=True,
+                                                   contact_reader=True, prior=True))
             else:
                 dims = ENV_ACTION_DIM * (1 if cfg.action_repeat else frameskip)
                 planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
@@ -318,7 +345,7 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
     result = {}
     for method in cfg.methods:
         parts = {"method": method, "max_steps": cfg.max_steps}
-        if method != "random":
+        if method not in ("random", "prior"):
             parts |= planning | {"weighting": cfg.objective.weighting}
         if method in MODEL_METHODS:
             weights = Path(cfg.weights(method))
@@ -345,6 +372,12 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                       "weights": [_digest(weights / f"{name}.safetensors") for name in names]}
             if cfg.subgoals:
                 parts |= {"subgoals": cfg.subgoals, "subgoal_reach": cfg.subgoal_reach}
+            if cfg.prior:  # left out without, so records from before it existed match
+                parts["prior"] = [_digest(weights / f"{name}.safetensors")
+                                  for name in (PRIOR, READER, CONTACT_READER)]
+        if method == "prior":
+            parts["weights"] = [_digest(Path(cfg.weights_dir) / f"{name}.safetensors")
+                                for name in (PRIOR, READER, CONTACT_READER)]
         if cfg.planner_seed:  # left out at 0, so records from before it existed match
             parts["planner_seed"] = cfg.planner_seed
         if method in ("random", "oracle", "sim_latent"):
@@ -374,6 +407,12 @@ def load_episodes(path: Path) -> list[dict]:
 
 def check_weights(cfg: EvaluateConfig) -> None:
     for method in cfg.methods:
+        if method == "prior" or (cfg.prior and method in MODEL_METHODS):
+            path = Path(cfg.weights(method)) / f"{PRIOR}.safetensors"
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"method {method!r} needs the policy prior {path}: train it with `python -m "
+                    "worldmodel.train_prior export_dir=...` (see the README)")
         if method in MODEL_METHODS:
             directory = Path(cfg.weights(method))
             for name, trainer in (("encoder", "worldmodel.pretrain"),

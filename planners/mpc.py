@@ -60,6 +60,9 @@ class MPCConfig:
     # to one, as the proprio reader reads it, to move on early
     subgoals: int = 0
     subgoal_reach: float = 0.02
+    # seed each plan's sampling with the policy prior's proposal (worldmodel.prior, in
+    # weights_dir; a separately reported variant, README "A policy prior from play data")
+    prior: bool = False
     video: bool = True  # write a video per episode
     video_scale: int = 4  # video pixels per observation pixel
     device: str = "cpu"  # the planner's device: cpu | cuda
@@ -103,8 +106,9 @@ def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> L
     if model is None:
         weights_dir = weights_dir or cfg.weights_dir
         model = load_pretrained(weights_dir, predictor=True,
-                                reader=cfg.objective.reads_goal_gripper,
-                                contact_reader=needs_contact_reader(cfg.objective, weights_dir))
+                                reader=cfg.objective.reads_goal_gripper or cfg.prior,
+                                contact_reader=cfg.prior or needs_contact_reader(
+                                    cfg.objective, weights_dir), prior=cfg.prior)
     model = model.to(cfg.device)
     frameskip = model.predictor.cfg.frameskip
     dims = ENV_ACTION_DIM if cfg.action_repeat else ENV_ACTION_DIM * frameskip

@@ -4,7 +4,8 @@ Both have one interface. A planner optimises an action sequence (H, A) inside pe
 bounds against an objective that maps a batch of sequences (N, H, A) to energies (N,);
 every sample of an iteration goes to the objective in one call (one batched forward of the
 world model). Between calls of `plan`, the planner keeps its last mean and warm-starts
-from it shifted by the number of steps executed, as receding-horizon MPC does.
+from it shifted by the number of steps executed, as receding-horizon MPC does, unless the
+call gives another first mean (`init`: a proposal, such as the policy prior's).
 
     planner = CEM(CEMConfig(), low=-torch.ones(4), high=torch.ones(4))
     result = planner.plan(objective, generator)      # result.actions: (H, A)
@@ -102,10 +103,14 @@ class SamplingPlanner:
             tail = prev[-1:].expand(min(steps, len(prev)), -1)
             self._previous = torch.cat([prev[steps:], tail])[:len(prev)]
 
-    def _initial(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _initial(self, init: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         H, A = self.cfg.horizon, self.action_dim
         centre = (self.low + self.high) / 2
-        if self.cfg.warm_start and self._previous is not None:
+        if init is not None:
+            if init.shape != (H, A):
+                raise ValueError(f"init must be ({H}, {A}), got {tuple(init.shape)}")
+            mean = init.float().clone()
+        elif self.cfg.warm_start and self._previous is not None:
             mean = self._previous.clone()
         else:
             mean = centre.expand(H, A).clone()
@@ -113,10 +118,12 @@ class SamplingPlanner:
         return mean, std
 
     @torch.no_grad()
-    def plan(self, objective: Objective, generator: torch.Generator) -> PlanResult:
+    def plan(self, objective: Objective, generator: torch.Generator,
+             init: torch.Tensor | None = None) -> PlanResult:
         """Optimise an action sequence (H, A) against `objective`; deterministic given
-        the generator's state."""
-        mean, std = self._initial()
+        the generator's state. `init` (H, A), if given, is the first sampling mean in place
+        of the warm start (a proposal, e.g. the policy prior's)."""
+        mean, std = self._initial(init)
         floor = self.cfg.min_std * (self.high - self.low) / 2
         result = PlanResult(actions=mean, energy=float("inf"))
         best_actions, best_energy = mean, float("inf")

@@ -228,6 +228,8 @@ def describe_energy(cfg: dict) -> str:
                    f"of the imagined gripper{path if objective.get('touch_path') else ''}")
     if cfg.get("history", 1) > 1:
         energy += f", {cfg['history']} frames of context"
+    if cfg.get("prior"):
+        energy += "; each plan's sampling started from the policy prior's proposal"
     return energy
 
 
@@ -255,7 +257,10 @@ def planner_speed_table(report: dict) -> str:
 SEED_TARGETS = {"push": 87, "pick_place": 73, "drawer": 81, "button": 79}  # the seed's table, %
 SEED_SCRATCH = {"push": 34, "pick_place": 19, "drawer": 28, "button": 41}  # its scratch row, %
 # the README's summary table: (row, report, method), each report's seed ranges in turn
-HEADLINE = (("world model, object variant (`planning=object_home_lift`)", "object_home_lift",
+HEADLINE = (("world model + policy prior, object variant (`planning=object_prior`)",
+             "object_prior", "world_model"),
+            ("policy prior alone, no world model (`methods=[prior]`)", "object_prior", "prior"),
+            ("world model, object variant (`planning=object_home_lift`)", "object_home_lift",
              "world_model"),
             ("scratch: random-init encoder, object-variant recipe (`planning=object_home_lift`)",
              "object_home_lift_scratch", "scratch"),
@@ -666,6 +671,20 @@ def reader_table(report: dict, what: str = "Gripper position error of the propri
     return "\n".join(lines)
 
 
+def prior_table(report: dict) -> str:
+    """`worldmodel.train_prior`: the policy prior's held-out action error."""
+    lines = ["| held-out frames | frames | prior | no motion |", "|---|---|---|---|"]
+    for name, e in [("every frame", report["all"]), *report["per_task"].items()]:
+        lines.append(f"| {name} | {e['examples']} | {e['prior_mse']:.3f} | "
+                     f"{e['no_motion_mse']:.3f} |")
+    lines += ["", f"Mean squared error per action dimension (actions in [-1, 1]) of the next "
+              f"control actions on {report['val_episodes']} held-out play episodes, against "
+              f"proposing no motion ({report['steps']} steps on {report['train_frames']:,} "
+              f"training frames, {report['wall_time_s'] / 60:.0f} min on 2 CPU cores); from "
+              "`reports/prior.json`."]
+    return "\n".join(lines)
+
+
 TABLES = {"probe": probe_table, "attention": attention_table,
           **{name: (lambda r, n=name: probe_table(r, source=f"reports/{n}.json"))
              for name in ("probe_wide", "probe_spread", "probe_multiblock", "probe_seeds")},
@@ -708,7 +727,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "object_unstick", "object_unstick_xy", "object_push_slow",
                           "object_home_lift", "object_home_lift_scratch",
                           "object_home_lift_spread", "object_home_lift_latent0",
-                          "object_home_lift_scratch_latent0")},
+                          "object_home_lift_scratch_latent0", "object_prior")},
+          "prior": prior_table,
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
           "contact_reader": lambda r: reader_table(

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from worldmodel.ac_predictor import ACConfig, ACPredictor
 from worldmodel.config import VJEPAConfig
 from worldmodel.encoder import VideoEncoder, frames_to_input
+from worldmodel.prior import PolicyPrior, PriorConfig
 from worldmodel.reader import ProprioReader, ReaderConfig
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -28,6 +29,7 @@ PREDICTOR = "predictor"  # file stem of the shipped action-conditioned predictor
 READER = "reader"  # file stem of the proprio reader (optional, worldmodel.reader)
 # file stem of the contact reader (optional; worldmodel.train_reader target=contact)
 CONTACT_READER = "contact_reader"
+PRIOR = "prior"  # file stem of the policy prior (optional; worldmodel.train_prior)
 
 
 def save_weights(directory: str | Path, name: str, module: torch.nn.Module,
@@ -101,6 +103,14 @@ def load_reader(directory: str | Path = PRETRAINED_DIR,
     return reader.eval().requires_grad_(False)
 
 
+def load_prior(directory: str | Path = PRETRAINED_DIR, name: str = PRIOR) -> PolicyPrior:
+    """The policy prior saved as `name` in `directory`, in eval mode."""
+    card = read_card(directory, name, trainer="worldmodel.train_prior")
+    prior = PolicyPrior(PriorConfig.from_dict(card["config"]))
+    prior.load_state_dict(load_file(Path(directory) / f"{name}.safetensors"))
+    return prior.eval().requires_grad_(False)
+
+
 class PretrainedWorldModel(torch.nn.Module):
     """The shipped world model: the frozen V-JEPA encoder and, once trained, the
     action-conditioned predictor (`predictor`, None without one)."""
@@ -108,7 +118,8 @@ class PretrainedWorldModel(torch.nn.Module):
     def __init__(self, encoder: VideoEncoder, card: dict,
                  predictor: ACPredictor | None = None, predictor_card: dict | None = None,
                  reader: ProprioReader | None = None,
-                 contact_reader: ProprioReader | None = None):
+                 contact_reader: ProprioReader | None = None,
+                 prior: PolicyPrior | None = None):
         super().__init__()
         self.encoder = encoder
         self.card = card
@@ -117,6 +128,7 @@ class PretrainedWorldModel(torch.nn.Module):
         self.predictor_card = predictor_card or {}
         self.reader = reader  # the proprio reader, if loaded (worldmodel.reader)
         self.contact_reader = contact_reader  # image -> task contact point, if loaded
+        self.prior = prior  # read state + goal -> proposed control actions, if loaded
 
     @property
     def camera(self) -> str | None:
@@ -141,18 +153,19 @@ class PretrainedWorldModel(torch.nn.Module):
 
 
 def load_pretrained(directory: str | Path = PRETRAINED_DIR, *, predictor: bool = False,
-                    reader: bool = False, contact_reader: bool = False
+                    reader: bool = False, contact_reader: bool = False, prior: bool = False
                     ) -> PretrainedWorldModel:
     """The world model shipped in `worldmodel/pretrained/` (or another directory); with
     `predictor=True` the action-conditioned predictor must be there too, with
-    `reader=True` the proprio reader, with `contact_reader=True` the contact reader."""
+    `reader=True` the proprio reader, with `contact_reader=True` the contact reader, with
+    `prior=True` the policy prior."""
     encoder, card = load_encoder(directory), read_card(directory, ENCODER)
-    readers = {"reader": load_reader(directory) if reader else None,
+    parts = {"reader": load_reader(directory) if reader else None,
                "contact_reader": load_reader(directory, CONTACT_READER) if contact_reader
-               else None}
+               else None, "prior": load_prior(directory) if prior else None}
     if not predictor:
-        return PretrainedWorldModel(encoder, card, **readers)
+        return PretrainedWorldModel(encoder, card, **parts)
     predictor_card = read_card(directory, PREDICTOR, trainer="worldmodel.train_ac")
     check_encoder(predictor_card, encoder, directory)
     return PretrainedWorldModel(encoder, card, load_predictor(directory), predictor_card,
-                                **readers)
+                                **parts)

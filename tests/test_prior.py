@@ -1,0 +1,129 @@
+"""The policy prior: its network, its trainer (hindsight goals, evaluation seeds left out),
+the planner's first mean taken from it, and the suite's `prior` method."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config
+
+import envs
+import planners.evaluate  # noqa: F401  (registers the evaluate config schema)
+from envs.dataset import EpisodeDataset
+from planners.evaluate import evaluate
+from planners.mpc import build_agent
+from planners.sampling import CEM, CEMConfig
+from worldmodel.checkpoint import load_checkpoint
+from worldmodel.prior import PolicyPrior, PriorConfig
+from worldmodel.train_prior import load_examples
+from worldmodel.train_prior import train as train_prior
+from worldmodel.train_reader import train as train_reader
+from worldmodel.weights import load_pretrained
+
+TINY_PRIOR = ["model.hidden=16", "model.layers=1", "batch_size=8", "warmup_steps=1",
+              "log_every=1", "val_fraction=0.25", "exclude_seeds=[]",
+              "policies=[expert,random]"]
+TINY_READER = ["model.channels=8", "model.keypoints=8", "model.hidden=16", "batch_size=8",
+               "warmup_steps=1", "val_fraction=0.25", "frame_stride=4", "steps=1"]
+
+
+@pytest.fixture(scope="module")
+def prior_weights(tiny_play, tiny_world_model, tmp_path_factory):
+    """The tiny world model with both readers and a policy prior trained for 3 steps."""
+    out = tmp_path_factory.mktemp("prior")
+    weights = out / "weights"
+    shutil.copytree(tiny_world_model, weights)
+    for target in ("proprio", "contact"):
+        train_reader(compose_config("train_reader", f"target={target}",
+                                    f"data_dir={tiny_play}", f"out_dir={out / target}",
+                                    f"export_dir={weights}", *TINY_READER))
+    train_prior(compose_config("train_prior", f"data_dir={tiny_play}",
+                               f"out_dir={out / 'run'}", f"export_dir={weights}", "steps=3",
+                               *TINY_PRIOR))
+    return out, weights
+
+
+def test_prior_proposes_bounded_action_chunks_and_rejects_bad_input():
+    prior = PolicyPrior(PriorConfig(hidden=8, layers=2, chunk=6)).eval()
+    assert prior(torch.zeros(3, 7), torch.ones(3, 7)).shape == (3, 6, 4)
+    with torch.no_grad():
+        prior.net[-1].bias.fill_(5.0)
+    proposal = prior.propose(torch.zeros(7), torch.ones(7))
+    assert proposal.shape == (6, 4) and float(proposal.max()) == 1.0
+    with pytest.raises(ValueError, match=r"proprio \(4\) \+ contact"):
+        prior(torch.zeros(3, 4), torch.zeros(3, 7))
+    with pytest.raises(ValueError, match="chunk"):
+        PriorConfig(chunk=0)
+
+
+def test_examples_are_labelled_with_the_next_actions_and_the_final_state(tiny_play):
+    data = EpisodeDataset(tiny_play, episodes=[0])
+    ref = data.refs[0]
+    examples = load_examples(data, chunk=4)
+    steps = ref.frames - 1
+    assert examples["state"].shape == (steps, 7) and examples["actions"].shape == (steps, 4, 4)
+    episode = data.episode(0)
+    np.testing.assert_allclose(examples["actions"][2], episode["actions"][2:6])
+    np.testing.assert_allclose(examples["goal"][0, :4], episode["proprio"][-1])
+    # the last frames' chunks reach past the episode's end: masked, not trained on
+    assert examples["mask"][-1].tolist() == [1, 0, 0, 0] and examples["mask"][0].all()
+
+
+def test_train_prior_leaves_out_evaluation_seeds_exports_and_resumes(tiny_play, prior_weights):
+    out, weights = prior_weights
+    # the tiny collection ran env seeds 0-7, all of them evaluation seeds
+    with pytest.raises(ValueError, match="outside the seeds"):
+        train_prior(compose_config("train_prior", f"data_dir={tiny_play}",
+                                   f"out_dir={out / 'other'}", "steps=1",
+                                   *TINY_PRIOR[:-2], "policies=[expert,random]"))
+    card = (weights / "prior.json").read_text()
+    assert "no_motion_mse" in card and "hindsight" in card
+    assert load_pretrained(weights, prior=True).prior.cfg.hidden == 16
+    train_prior(compose_config("train_prior", f"data_dir={tiny_play}", f"out_dir={out / 'run'}",
+                               "steps=5", *TINY_PRIOR))
+    assert load_checkpoint(out / "run")["step"] == 5
+
+
+def test_an_initial_mean_replaces_the_warm_start():
+    planner = CEM(CEMConfig(horizon=2, num_samples=4, iterations=1, num_elites=2),
+                  low=-torch.ones(4), high=torch.ones(4))
+    seen = []
+
+    def objective(samples):
+        seen.append(samples.clone())
+        return samples.square().sum((1, 2))
+
+    init = torch.full((2, 4), 0.5)
+    planner.plan(objective, torch.Generator().manual_seed(0), init=init)
+    assert torch.equal(seen[0][0], init)  # the first mean is always evaluated
+    with pytest.raises(ValueError, match=r"init must be \(2, 4\)"):
+        planner.plan(objective, torch.Generator(), init=torch.zeros(3, 4))
+
+
+def test_the_agent_plans_from_the_prior_and_the_suite_runs_it_alone(prior_weights, tmp_path):
+    _, weights = prior_weights
+    cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=push",
+                         "planner.num_samples=8", "planner.iterations=1", "prior=true")
+    agent = build_agent(cfg)
+    inits = []
+    plan = agent.planner.plan
+    agent.planner.plan = lambda objective, generator, init=None: (
+        inits.append(init), plan(objective, generator, init=init))[1]
+    env = envs.make("push", image_size=64)
+    obs, info = env.reset(seed=0)
+    agent.reset(info["goal_pixels"])
+    agent.act(obs, torch.Generator().manual_seed(0))
+    assert inits[0].shape == (cfg.planner.horizon, 4) and inits[0].abs().max() <= 1
+    with pytest.raises(ValueError, match="reads the state and goal from images"):
+        build_agent(cfg, load_pretrained(weights, predictor=True, prior=True))
+
+    report = evaluate(compose_config(
+        "evaluate", f"weights_dir={weights}", "planning=plain", "prior=true",
+        "methods=[world_model,prior]", "tasks=[push]", "episodes=1", "max_steps=4",
+        "planner.num_samples=8", "planner.iterations=1", "workers=1", "video=false",
+        f"out_dir={tmp_path / 'run'}", f"report={tmp_path / 'report' / 'zero_shot'}"))
+    assert set(report["results"]["push"]) == {"world_model", "prior"}
+    with pytest.raises(FileNotFoundError, match="train_prior"):
+        evaluate(compose_config("evaluate", f"weights_dir={tmp_path}", "methods=[prior]",
+                                "tasks=[push]", "episodes=1"))
