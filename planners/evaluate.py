@@ -336,6 +336,12 @@ def _digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:10] if path.exists() else "missing"
 
 
+def _prior_digests(directory: Path) -> list[str]:
+    """The weights the policy prior acts with: itself and the two readers of its inputs."""
+    return [_digest(directory / f"{name}.safetensors") for name in (PRIOR, READER,
+                                                                     CONTACT_READER)]
+
+
 def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
     """Per method, a hash of everything its episodes depend on: an episode recorded under
     another fingerprint is not reused."""
@@ -373,11 +379,9 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
             if cfg.subgoals:
                 parts |= {"subgoals": cfg.subgoals, "subgoal_reach": cfg.subgoal_reach}
             if cfg.prior:  # left out without, so records from before it existed match
-                parts["prior"] = [_digest(weights / f"{name}.safetensors")
-                                  for name in (PRIOR, READER, CONTACT_READER)]
+                parts["prior"] = _prior_digests(weights)
         if method == "prior":
-            parts["weights"] = [_digest(Path(cfg.weights_dir) / f"{name}.safetensors")
-                                for name in (PRIOR, READER, CONTACT_READER)]
+            parts["weights"] = _prior_digests(Path(cfg.weights_dir))
         if cfg.planner_seed:  # left out at 0, so records from before it existed match
             parts["planner_seed"] = cfg.planner_seed
         if method in ("random", "oracle", "sim_latent"):
