@@ -12,7 +12,8 @@ actions taken after them) are the predictor's context.
 
 With a policy prior in the world model (`worldmodel.prior`, a separately reported variant),
 each plan's sampling starts from the prior's proposal for the state and goal the readers read,
-in place of the previous plan shifted.
+in place of the previous plan shifted; `prior_weight` > 0 adds to the energy that weight x the
+mean absolute difference of a plan's actions from the proposal.
 
 Sub-goals (a separately reported variant, as V-JEPA 2-AC planned pick-and-place): the agent
 plans to each sub-goal image in turn and moves on after `subgoal_steps` plans, or earlier
@@ -79,7 +80,7 @@ def check_prior(model: PretrainedWorldModel, steps: int) -> None:
 class LatentMPCAgent:
     def __init__(self, model: PretrainedWorldModel, planner: SamplingPlanner,
                  objective: ObjectiveConfig, *, history: int = 1, execute: int = 1,
-                 subgoal_reach: float = 0.02):
+                 subgoal_reach: float = 0.02, prior_weight: float = 0.0):
         if model.predictor is None:
             raise ValueError("the world model has no action-conditioned predictor: load it "
                              "with worldmodel.load_pretrained(predictor=True)")
@@ -120,7 +121,10 @@ class LatentMPCAgent:
             check_prior(model, self.frameskip * planner.cfg.horizon)
         if subgoal_reach <= 0:
             raise ValueError(f"{subgoal_reach=} must be > 0 (metres)")
+        if prior_weight < 0 or (prior_weight > 0 and model.prior is None):
+            raise ValueError(f"{prior_weight=} must be >= 0, and > 0 only with a policy prior")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
+        self.prior_weight = prior_weight
         self.goal: torch.Tensor | None = None
         self.goal_proprio: torch.Tensor | None = None
         self.goal_contact: torch.Tensor | None = None
@@ -202,7 +206,11 @@ class LatentMPCAgent:
                                     goal_contact=self.goal_contact, held_offset=held_offset,
                                     was_reached=self._reached, blocked=blocked)
         self._reached = objective.reached
-        result = self.planner.plan(objective, generator, init=init)
+        energy = objective
+        if self.prior_weight > 0:  # + how far (mean |action difference|) a plan strays from it
+            def energy(actions):
+                return objective(actions) + self.prior_weight * (actions - init).abs().mean((1, 2))
+        result = self.planner.plan(energy, generator, init=init)
         plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
         imagined, imagined_proprio = (x[0] for x in objective.rollout(result.actions[None]))
         self._expected = proprio[:3], imagined_proprio[self.execute - 1, :3]

@@ -380,6 +380,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                 parts |= {"subgoals": cfg.subgoals, "subgoal_reach": cfg.subgoal_reach}
             if cfg.prior:  # left out without, so records from before it existed match
                 parts["prior"] = _prior_digests(weights)
+                if cfg.prior_weight:
+                    parts["prior_weight"] = cfg.prior_weight
         if method == "prior":
             parts["weights"] = _prior_digests(Path(cfg.weights_dir))
         if cfg.planner_seed:  # left out at 0, so records from before it existed match

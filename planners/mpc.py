@@ -63,6 +63,8 @@ class MPCConfig:
     # seed each plan's sampling with the policy prior's proposal (worldmodel.prior, in
     # weights_dir; a separately reported variant, README "A policy prior from play data")
     prior: bool = False
+    # with the prior: + this x the mean |plan's actions - the proposal's| in the energy
+    prior_weight: float = 0.0
     video: bool = True  # write a video per episode
     video_scale: int = 4  # video pixels per observation pixel
     device: str = "cpu"  # the planner's device: cpu | cuda
@@ -114,7 +116,8 @@ def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> L
     dims = ENV_ACTION_DIM if cfg.action_repeat else ENV_ACTION_DIM * frameskip
     planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
     return LatentMPCAgent(model, planner, cfg.objective, history=cfg.history,
-                          execute=cfg.execute, subgoal_reach=cfg.subgoal_reach)
+                          execute=cfg.execute, subgoal_reach=cfg.subgoal_reach,
+                          prior_weight=cfg.prior_weight)
 
 
 def check_camera(model, cameras) -> None:

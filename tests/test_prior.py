@@ -127,3 +127,28 @@ def test_the_agent_plans_from_the_prior_and_the_suite_runs_it_alone(prior_weight
     with pytest.raises(FileNotFoundError, match="train_prior"):
         evaluate(compose_config("evaluate", f"weights_dir={tmp_path}", "methods=[prior]",
                                 "tasks=[push]", "episodes=1"))
+
+
+def test_prior_weight_adds_how_far_a_plan_strays_from_the_proposal(prior_weights):
+    _, weights = prior_weights
+    env = envs.make("push", image_size=64)
+    obs, info = env.reset(seed=1)
+    captured = []
+    for weight in (0.0, 2.0):
+        cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=push",
+                             "planner.num_samples=8", "planner.iterations=1", "prior=true",
+                             f"prior_weight={weight}")
+        agent = build_agent(cfg)
+        plan = agent.planner.plan
+        agent.planner.plan = lambda energy, generator, init=None, plan=plan: (
+            captured.append((energy, init)), plan(energy, generator, init=init))[1]
+        agent.reset(info["goal_pixels"])
+        agent.act(obs, torch.Generator().manual_seed(0))
+    (plain, init), (weighted, _) = captured
+    strayed = (init + 0.5).clamp(-1, 1)[None]
+    stray = (strayed[0] - init).abs().mean()
+    assert torch.allclose(weighted(strayed) - plain(strayed), 2.0 * stray, atol=1e-5)
+    assert torch.allclose(weighted(init[None]), plain(init[None]), atol=1e-6)
+    with pytest.raises(ValueError, match="only with a policy prior"):
+        build_agent(compose_config("mpc", f"weights_dir={weights}", "planning=plain",
+                                   "prior_weight=1.0"))

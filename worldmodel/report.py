@@ -230,6 +230,9 @@ def describe_energy(cfg: dict) -> str:
         energy += f", {cfg['history']} frames of context"
     if cfg.get("prior"):
         energy += "; each plan's sampling started from the policy prior's proposal"
+        if cfg.get("prior_weight", 0) > 0:
+            energy += (f", + {cfg['prior_weight']:g} x the mean |action - the proposal's| in "
+                       "the energy")
     return energy
 
 
