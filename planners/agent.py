@@ -13,7 +13,10 @@ actions taken after them) are the predictor's context.
 With a policy prior in the world model (`worldmodel.prior`, a separately reported variant),
 each plan's sampling starts from the prior's proposal for the state and goal the readers read,
 in place of the previous plan shifted; `prior_weight` > 0 adds to the energy that weight x the
-mean absolute difference of a plan's actions from the proposal.
+mean absolute difference of a plan's actions from the proposal. With `prior_margin` set, the
+prior acts (one control action per image, as it acts alone) and the world model vetoes it: each
+plan, the CEM's best plan is executed instead only when its imagined energy is below the
+proposal's x (1 - prior_margin).
 
 Sub-goals (a separately reported variant, as V-JEPA 2-AC planned pick-and-place): the agent
 plans to each sub-goal image in turn and moves on after `subgoal_steps` plans, or earlier
@@ -80,7 +83,8 @@ def check_prior(model: PretrainedWorldModel, steps: int) -> None:
 class LatentMPCAgent:
     def __init__(self, model: PretrainedWorldModel, planner: SamplingPlanner,
                  objective: ObjectiveConfig, *, history: int = 1, execute: int = 1,
-                 subgoal_reach: float = 0.02, prior_weight: float = 0.0):
+                 subgoal_reach: float = 0.02, prior_weight: float = 0.0,
+                 prior_margin: float | None = None):
         if model.predictor is None:
             raise ValueError("the world model has no action-conditioned predictor: load it "
                              "with worldmodel.load_pretrained(predictor=True)")
@@ -123,8 +127,11 @@ class LatentMPCAgent:
             raise ValueError(f"{subgoal_reach=} must be > 0 (metres)")
         if prior_weight < 0 or (prior_weight > 0 and model.prior is None):
             raise ValueError(f"{prior_weight=} must be >= 0, and > 0 only with a policy prior")
+        if prior_margin is not None and (model.prior is None or not 0 <= prior_margin < 1):
+            raise ValueError(f"{prior_margin=} must be in [0, 1), and set only with a policy "
+                             "prior")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
-        self.prior_weight = prior_weight
+        self.prior_weight, self.prior_margin = prior_weight, prior_margin
         self.goal: torch.Tensor | None = None
         self.goal_proprio: torch.Tensor | None = None
         self.goal_contact: torch.Tensor | None = None
@@ -145,6 +152,7 @@ class LatentMPCAgent:
         self._past: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._held: list[torch.Tensor] = []  # read contact - gripper, each plan since the grasp
         self._expected = None  # the gripper before the executed steps and where it was imagined
+        self._following: list[np.ndarray] = []  # control actions the prior took since the plan
 
     def _set_goal(self, index: int) -> None:
         self.goal_index, self._plans_on_goal = index, 0
@@ -163,22 +171,40 @@ class LatentMPCAgent:
         return self.goal_proprio is not None and float(
             (proprio[:3] - self.goal_proprio[:3]).norm()) < self.subgoal_reach
 
-    def _proposal(self, proprio: torch.Tensor, contact: torch.Tensor) -> torch.Tensor:
-        """The policy prior's control actions for this state and goal, as the planner's
-        actions (H, A): each model step's `frameskip` actions averaged when one action is
-        held for the step, else side by side."""
-        actions = self.model.prior.propose(torch.cat([proprio, contact]), torch.cat(
-            [self.goal_proprio, self.goal_contact]))
+    def _proposal(self, actions: torch.Tensor) -> torch.Tensor:
+        """The policy prior's control actions (chunk, 4) as the planner's actions (H, A):
+        each model step's `frameskip` actions averaged when one action is held for the step,
+        else side by side."""
         H, A = self.planner.cfg.horizon, self.planner.action_dim
         steps = actions[:H * self.frameskip].view(H, self.frameskip, ENV_ACTION_DIM)
         return steps.mean(1) if self.action_repeat > 1 else steps.reshape(H, A)
 
+    def _prior_controls(self, proprio: torch.Tensor, contact: torch.Tensor) -> torch.Tensor:
+        """The policy prior's next control actions (chunk, 4) for this state and goal."""
+        return self.model.prior.propose(torch.cat([proprio, contact]), torch.cat(
+            [self.goal_proprio, self.goal_contact]))
+
     def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
         """Plan from `obs` (with `pixels` and `proprio`); returns the control actions to
-        execute, (execute * frameskip, 4), and what the plan looked like."""
+        execute, (execute * frameskip, 4), and what the plan looked like. While the prior
+        acts (`prior_margin`), one control action per call, planning every execute x
+        frameskip control steps."""
         if self.goal is None:
             raise RuntimeError("call reset(goal_image) before act()")
         start = time.perf_counter()
+        due = self.execute * self.frameskip
+        if 0 < len(self._following) < due:  # the prior acts until the next plan is due
+            controls = self._prior_controls(torch.as_tensor(obs["proprio"], dtype=torch.float32),
+                                            read_image(self.model.contact_reader, obs["pixels"])
+                                            )[:1].numpy()
+            self._following.append(controls[0])
+            return controls, {"prior_step": True, "goal_index": self.goal_index,
+                              "plan_ms": 1e3 * (time.perf_counter() - start)}
+        if self._following:  # the context gets the model step's control actions taken
+            z_past, proprio_past, _ = self._past[-1]
+            self._past[-1] = (z_past, proprio_past, torch.as_tensor(
+                np.stack(self._following[:self.frameskip]), dtype=torch.float32).reshape(-1))
+        self._following = []
         z = self.encode(obs["pixels"])
         proprio = torch.as_tensor(obs["proprio"], dtype=torch.float32)
         contact = read_image(self.model.contact_reader, obs["pixels"])
@@ -186,7 +212,8 @@ class LatentMPCAgent:
         # from the second on (closing fingers pass through a holding gap for one plan)
         self._held = [*self._held, contact - proprio[:3]] if (
             contact is not None and holds_object(proprio)) else []
-        init = None if self.model.prior is None else self._proposal(proprio, contact)
+        proposed = None if self.model.prior is None else self._prior_controls(proprio, contact)
+        init = None if proposed is None else self._proposal(proposed)
         held_offset = torch.stack(self._held).mean(0) if len(self._held) > 1 else None
         if self.predictor.object_state:  # the state the predictor imagines: proprio + object
             proprio = torch.cat([proprio, contact])
@@ -211,13 +238,23 @@ class LatentMPCAgent:
             def energy(actions):
                 return objective(actions) + self.prior_weight * (actions - init).abs().mean((1, 2))
         result = self.planner.plan(energy, generator, init=init)
-        plan = objective.model_actions(result.actions[None])[0]  # (H, A_model)
-        imagined, imagined_proprio = (x[0] for x in objective.rollout(result.actions[None]))
+        actions, executed_energy = result.actions, result.energy
+        if self.prior_margin is not None:  # the prior acts unless the plan's imagined outcome
+            # is clearly better than its proposal's
+            plan_energy, prior_energy = objective(torch.stack([result.actions, init])).tolist()
+            if plan_energy >= (1 - self.prior_margin) * prior_energy:
+                actions, executed_energy = init, prior_energy
+        plan = objective.model_actions(actions[None])[0]  # (H, A_model)
+        imagined, imagined_proprio = (x[0] for x in objective.rollout(actions[None]))
         self._expected = proprio[:3], imagined_proprio[self.execute - 1, :3]
         self.planner.shift(self.execute)
         self._past = [*self._past, (z, proprio, plan[0])][-max(self.history - 1, 1):]
         controls = plan[:self.execute].reshape(-1, ENV_ACTION_DIM).cpu().numpy()
-        info = {"energy": result.energy, "plan_ms": 1e3 * (time.perf_counter() - start),
+        if actions is init:  # the prior acts, one control action per image
+            controls = proposed[:1].numpy()
+            self._following = [controls[0]]
+        info = {"energy": executed_energy, "plan_ms": 1e3 * (time.perf_counter() - start),
+                "prior_acts": actions is init,
                 "goal_index": self.goal_index, "blocked": blocked,
                 "best_per_iteration": result.best_energy_per_iteration,
                 "mean_per_iteration": result.mean_energy_per_iteration,

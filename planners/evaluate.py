@@ -321,7 +321,7 @@ def run_job(job: tuple[str, str, int]) -> dict:
             "gripper_offset": [round(x, 5) for x in episode["gripper_offset"]],
             "closest_contact": round(episode["closest_contact"], 5),
             "object_rise": round(episode["object_rise"], 5),
-            "blocked": episode["blocked"],
+            "blocked": episode["blocked"], "prior_acts": episode["prior_acts"],
             "plan_ms": [round(ms, 2) for ms in plan_ms],
             "task_distance": [round(d, 5) for d in episode["task_distance"]],
             "wall_s": round(time.perf_counter() - start, 2)}
@@ -382,6 +382,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                 parts["prior"] = _prior_digests(weights)
                 if cfg.prior_weight:
                     parts["prior_weight"] = cfg.prior_weight
+                if cfg.prior_margin is not None:
+                    parts["prior_margin"] = cfg.prior_margin
         if method == "prior":
             parts["weights"] = _prior_digests(Path(cfg.weights_dir))
         if cfg.planner_seed:  # left out at 0, so records from before it existed match

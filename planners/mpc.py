@@ -65,6 +65,9 @@ class MPCConfig:
     prior: bool = False
     # with the prior: + this x the mean |plan's actions - the proposal's| in the energy
     prior_weight: float = 0.0
+    # with the prior: let it act (one control action per image) unless the planner's best plan
+    # imagines an energy below the proposal's x (1 - prior_margin); null: the plan always acts
+    prior_margin: float | None = None
     video: bool = True  # write a video per episode
     video_scale: int = 4  # video pixels per observation pixel
     device: str = "cpu"  # the planner's device: cpu | cuda
@@ -117,7 +120,7 @@ def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> L
     planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
     return LatentMPCAgent(model, planner, cfg.objective, history=cfg.history,
                           execute=cfg.execute, subgoal_reach=cfg.subgoal_reach,
-                          prior_weight=cfg.prior_weight)
+                          prior_weight=cfg.prior_weight, prior_margin=cfg.prior_margin)
 
 
 def check_camera(model, cameras) -> None:
@@ -162,7 +165,8 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
     heat = ()  # the imagined final frame's per-patch distance, for agents that imagine
     while step < budget:
         controls, plan = agent.act(obs, generator)
-        plans.append(plan)
+        if not plan.get("prior_step"):  # the prior's own steps between plans (prior_margin)
+            plans.append(plan)
         goal = goals[plan.get("goal_index", -1)]  # the (sub-)goal planned to
         if "imagined_to_goal" in plan:
             heat = (heatmap(plan["imagined_to_goal"], obs["pixels"].shape[0]),)
@@ -176,11 +180,12 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             heights.append(float(info["object_pose"][2]))
             if terminated or truncated or step >= budget:
                 break
-        if cfg.verbose:
+        if cfg.verbose and not plan.get("prior_step"):
             print(f"  step {step:3d}/{budget}  energy {plan['energy']:.4f}  "
                   f"task distance {100 * info['distance']:5.1f} cm  "
                   f"plan {plan['plan_ms']:6.0f} ms"
-                  + ("  (after a blocked step)" if plan.get("blocked") else ""), flush=True)
+                  + ("  (after a blocked step)" if plan.get("blocked") else "")
+                  + ("  (the prior acts)" if plan.get("prior_acts") else ""), flush=True)
         if terminated:  # the simulation became unstable
             break
     frames.append(side_by_side(obs["pixels"], goal, *heat))
@@ -193,6 +198,8 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             # m, how far the object's centre rose above its start (lifted, or tipped on edge)
             "object_rise": max(heights) - heights[0],
             "blocked": sum(bool(p.get("blocked")) for p in plans),  # plans after a blocked step
+            # plans whose proposal the policy prior executed (prior_margin)
+            "prior_acts": sum(bool(p.get("prior_acts")) for p in plans),
             "plan_ms": [p["plan_ms"] for p in plans],
             "energy": [p.get("energy", float("nan")) for p in plans],
             "observed_to_goal": [p.get("observed_to_goal", float("nan")) for p in plans],

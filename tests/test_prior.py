@@ -152,3 +152,40 @@ def test_prior_weight_adds_how_far_a_plan_strays_from_the_proposal(prior_weights
     with pytest.raises(ValueError, match="only with a policy prior"):
         build_agent(compose_config("mpc", f"weights_dir={weights}", "planning=plain",
                                    "prior_weight=1.0"))
+
+
+def test_with_prior_margin_the_prior_acts_unless_the_plan_is_clearly_better(prior_weights):
+    _, weights = prior_weights
+    env = envs.make("push", image_size=64)
+    obs, info = env.reset(seed=2)
+    for margin in (0.99, 0.0):
+        cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=push",
+                             "planner.num_samples=8", "planner.iterations=1", "prior=true",
+                             f"prior_margin={margin}")
+        agent = build_agent(cfg)
+        captured = []
+        plan = agent.planner.plan
+        agent.planner.plan = lambda energy, generator, init=None, plan=plan, seen=captured: (
+            seen.append((energy, init)), plan(energy, generator, init=init))[1]
+        agent.reset(info["goal_pixels"])
+        generator = torch.Generator().manual_seed(0)
+        controls, first = agent.act(obs, generator)
+        energy, init = captured[0]
+        prior_energy = float(energy(init[None])[0])
+        if margin == 0.0:  # the plan acts whenever it imagines a lower energy than the proposal
+            assert first["prior_acts"] == (first["energy"] >= prior_energy)
+            continue
+        # the prior acts: one control action per image until the next plan is due
+        assert first["prior_acts"] and first["energy"] == pytest.approx(prior_energy, rel=1e-5)
+        assert controls.shape == (1, 4) and np.abs(controls).max() <= 1
+        frameskip = agent.frameskip
+        for _ in range(frameskip - 1):
+            obs_next = env.step(controls[0])[0]
+            controls, step = agent.act(obs_next, generator)
+            assert step["prior_step"] and controls.shape == (1, 4)
+        assert len(captured) == 1  # no planning between
+        agent.act(env.step(controls[0])[0], generator)
+        assert len(captured) == 2 and len(agent._past) == 1
+    with pytest.raises(ValueError, match="only with a policy prior"):
+        build_agent(compose_config("mpc", f"weights_dir={weights}", "planning=plain",
+                                   "prior_margin=0.1"))
