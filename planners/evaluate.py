@@ -539,6 +539,11 @@ def summarize(cfg: EvaluateConfig, records: list[dict], wall_time: float) -> dic
                 "mean_closest_contact": float(np.mean(contact)) if contact else None,
                 "median_plan_ms": float(np.median(ms)) if ms else 0.0,
                 "p90_plan_ms": float(np.percentile(ms, 90)) if ms else 0.0}
+            if cfg.prior_margin is not None and method in MODEL_METHODS and ms:
+                # of the plans, those on which the policy prior acted (the world model's
+                # veto not used)
+                results[task][method]["prior_acts_fraction"] = sum(
+                    r.get("prior_acts", 0) for r in rs) / len(ms)
     seeds = [cfg.seed, cfg.seed + cfg.episodes - 1]
     return {"range": f"{seeds[0]}-{seeds[1]}", "seeds": seeds, "results": results,
             "wall_time_s": round(wall_time, 1), "workers": cfg.workers,

@@ -154,7 +154,8 @@ def test_prior_weight_adds_how_far_a_plan_strays_from_the_proposal(prior_weights
                                    "prior_weight=1.0"))
 
 
-def test_with_prior_margin_the_prior_acts_unless_the_plan_is_clearly_better(prior_weights):
+def test_with_prior_margin_the_prior_acts_unless_the_plan_is_clearly_better(prior_weights,
+                                                                            tmp_path):
     _, weights = prior_weights
     env = envs.make("push", image_size=64)
     obs, info = env.reset(seed=2)
@@ -189,3 +190,11 @@ def test_with_prior_margin_the_prior_acts_unless_the_plan_is_clearly_better(prio
     with pytest.raises(ValueError, match="only with a policy prior"):
         build_agent(compose_config("mpc", f"weights_dir={weights}", "planning=plain",
                                    "prior_margin=0.1"))
+    report = evaluate(compose_config(
+        "evaluate", f"weights_dir={weights}", "planning=plain", "prior=true",
+        "prior_margin=0.99", "methods=[world_model]", "tasks=[push]", "episodes=1", "max_steps=6",
+        "planner.num_samples=8", "planner.iterations=1", "workers=1", "video=false",
+        f"out_dir={tmp_path / 'run'}", f"report={tmp_path / 'report' / 'zero_shot'}"))
+    assert report["results"]["push"]["world_model"]["prior_acts_fraction"] == 1.0
+    episode, = report["episodes"]
+    assert episode["prior_acts"] == 2 and episode["steps"] == 6  # plans at steps 0 and 4

@@ -233,6 +233,9 @@ def describe_energy(cfg: dict) -> str:
         if cfg.get("prior_weight", 0) > 0:
             energy += (f", + {cfg['prior_weight']:g} x the mean |action - the proposal's| in "
                        "the energy")
+        if cfg.get("prior_margin") is not None:
+            energy += (f"; the prior acting (one control action per image) unless the best plan "
+                       f"imagines an energy below its proposal's x {1 - cfg['prior_margin']:g}")
     return energy
 
 
@@ -376,7 +379,9 @@ def zero_shot_table(report: dict, detail: bool = False,
                       "|---|---|---|---|---|---|---|"]
             for task, row in results.items():
                 for method, r in row.items():
-                    lines.append(f"| {task} | {method} | {_rate(r)} | "
+                    acted = (f" (the prior acted on {100 * r['prior_acts_fraction']:.0f} % of "
+                             "plans)" if r.get("prior_acts_fraction") is not None else "")
+                    lines.append(f"| {task} | {method}{acted} | {_rate(r)} | "
                                  f"{100 * r['any_success_rate']:.0f} % | "
                                  f"{100 * r['mean_final_distance']:.1f} | "
                                  f"{r['median_plan_ms']:.0f} / {r['p90_plan_ms']:.0f} | "
@@ -731,7 +736,7 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "object_home_lift", "object_home_lift_scratch",
                           "object_home_lift_spread", "object_home_lift_latent0",
                           "object_home_lift_scratch_latent0", "object_prior",
-                          "object_prior_w02")},
+                          "object_prior_w02", "object_prior_veto")},
           "prior": prior_table,
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
