@@ -16,7 +16,10 @@ in place of the previous plan shifted; `prior_weight` > 0 adds to the energy tha
 mean absolute difference of a plan's actions from the proposal. With `prior_margin` set, the
 prior acts (one control action per image, as it acts alone) and the world model vetoes it: each
 plan, the CEM's best plan is executed instead only when its imagined energy is below the
-proposal's x (1 - prior_margin).
+proposal's x (1 - prior_margin). With `prior_stall` set as well, the world model plans only
+where the prior has stalled: after a model step in which the gripper moved less than
+`prior_stall` (m) while the object, as the contact reader reads it, was still farther than
+`stall_distance` from where it reads the goal's; elsewhere the prior acts without a plan.
 
 Sub-goals (a separately reported variant, as V-JEPA 2-AC planned pick-and-place): the agent
 plans to each sub-goal image in turn and moves on after `subgoal_steps` plans, or earlier
@@ -84,7 +87,8 @@ class LatentMPCAgent:
     def __init__(self, model: PretrainedWorldModel, planner: SamplingPlanner,
                  objective: ObjectiveConfig, *, history: int = 1, execute: int = 1,
                  subgoal_reach: float = 0.02, prior_weight: float = 0.0,
-                 prior_margin: float | None = None):
+                 prior_margin: float | None = None, prior_stall: float | None = None,
+                 stall_distance: float = 0.04):
         if model.predictor is None:
             raise ValueError("the world model has no action-conditioned predictor: load it "
                              "with worldmodel.load_pretrained(predictor=True)")
@@ -130,8 +134,13 @@ class LatentMPCAgent:
         if prior_margin is not None and (model.prior is None or not 0 <= prior_margin < 1):
             raise ValueError(f"{prior_margin=} must be in [0, 1), and set only with a policy "
                              "prior")
+        if prior_stall is not None and (prior_margin is None or prior_stall <= 0
+                                        or stall_distance < 0):
+            raise ValueError(f"{prior_stall=} must be > 0 (m) and set only with prior_margin, "
+                             f"and {stall_distance=} >= 0")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
         self.prior_weight, self.prior_margin = prior_weight, prior_margin
+        self.prior_stall, self.stall_distance = prior_stall, stall_distance
         self.goal: torch.Tensor | None = None
         self.goal_proprio: torch.Tensor | None = None
         self.goal_contact: torch.Tensor | None = None
@@ -153,6 +162,7 @@ class LatentMPCAgent:
         self._held: list[torch.Tensor] = []  # read contact - gripper, each plan since the grasp
         self._expected = None  # the gripper before the executed steps and where it was imagined
         self._following: list[np.ndarray] = []  # control actions the prior took since the plan
+        self._last_gripper: torch.Tensor | None = None  # the gripper at the last plan
 
     def _set_goal(self, index: int) -> None:
         self.goal_index, self._plans_on_goal = index, 0
@@ -184,6 +194,17 @@ class LatentMPCAgent:
         return self.model.prior.propose(torch.cat([proprio, contact]), torch.cat(
             [self.goal_proprio, self.goal_contact]))
 
+    def _stalled(self, proprio: torch.Tensor, contact: torch.Tensor) -> bool | None:
+        """With `prior_stall`: whether the gripper moved less than it since the last plan while
+        the read object is still away from the goal's (None without `prior_stall`); updates
+        the gripper to measure the next model step from."""
+        if self.prior_stall is None:
+            return None
+        last, self._last_gripper = self._last_gripper, proprio[:3].clone()
+        return bool(last is not None
+                    and float((proprio[:3] - last).norm()) < self.prior_stall
+                    and float((contact - self.goal_contact).norm()) > self.stall_distance)
+
     def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
         """Plan from `obs` (with `pixels` and `proprio`); returns the control actions to
         execute, (execute * frameskip, 4), and what the plan looked like. While the prior
@@ -213,6 +234,7 @@ class LatentMPCAgent:
         self._held = [*self._held, contact - proprio[:3]] if (
             contact is not None and holds_object(proprio)) else []
         proposed = None if self.model.prior is None else self._prior_controls(proprio, contact)
+        stalled = self._stalled(proprio, contact)
         init = None if proposed is None else self._proposal(proposed)
         held_offset = torch.stack(self._held).mean(0) if len(self._held) > 1 else None
         if self.predictor.object_state:  # the state the predictor imagines: proprio + object
@@ -237,10 +259,13 @@ class LatentMPCAgent:
         if self.prior_weight > 0:  # + how far (mean |action difference|) a plan strays from it
             def energy(actions):
                 return objective(actions) + self.prior_weight * (actions - init).abs().mean((1, 2))
-        result = self.planner.plan(energy, generator, init=init)
-        actions, executed_energy = result.actions, result.energy
-        if self.prior_margin is not None:  # the prior acts unless the plan's imagined outcome
-            # is clearly better than its proposal's
+        if stalled is False:  # the prior moves on: it acts without a plan
+            result, actions, executed_energy = None, init, float(objective(init[None])[0])
+        else:
+            result = self.planner.plan(energy, generator, init=init)
+            actions, executed_energy = result.actions, result.energy
+        if result is not None and self.prior_margin is not None:  # the prior acts unless the
+            # plan's imagined outcome is clearly better than its proposal's
             plan_energy, prior_energy = objective(torch.stack([result.actions, init])).tolist()
             if plan_energy >= (1 - self.prior_margin) * prior_energy:
                 actions, executed_energy = init, prior_energy
@@ -254,10 +279,10 @@ class LatentMPCAgent:
             controls = proposed[:1].numpy()
             self._following = [controls[0]]
         info = {"energy": executed_energy, "plan_ms": 1e3 * (time.perf_counter() - start),
-                "prior_acts": actions is init,
+                "prior_acts": actions is init, "stalled": bool(stalled),
                 "goal_index": self.goal_index, "blocked": blocked,
-                "best_per_iteration": result.best_energy_per_iteration,
-                "mean_per_iteration": result.mean_energy_per_iteration,
+                "best_per_iteration": [] if result is None else result.best_energy_per_iteration,
+                "mean_per_iteration": [] if result is None else result.mean_energy_per_iteration,
                 "imagined_to_goal": (imagined[-1] - self.goal).square().mean(-1),  # (P,)
                 "observed_to_goal": float(token_distance(
                     z, self.goal, self.objective_cfg.distance, self.objective_cfg.scales))}

@@ -384,6 +384,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                     parts["prior_weight"] = cfg.prior_weight
                 if cfg.prior_margin is not None:
                     parts["prior_margin"] = cfg.prior_margin
+                if cfg.prior_stall is not None:
+                    parts["prior_stall"] = [cfg.prior_stall, cfg.stall_distance]
         if method == "prior":
             parts["weights"] = _prior_digests(Path(cfg.weights_dir))
         if cfg.planner_seed:  # left out at 0, so records from before it existed match

@@ -68,6 +68,11 @@ class MPCConfig:
     # with the prior: let it act (one control action per image) unless the planner's best plan
     # imagines an energy below the proposal's x (1 - prior_margin); null: the plan always acts
     prior_margin: float | None = None
+    # with prior_margin: the world model plans only after a model step in which the gripper
+    # moved less than prior_stall (m) while the read object was farther than stall_distance (m)
+    # from the goal's; elsewhere the prior acts without a plan. null: plan every model step
+    prior_stall: float | None = None
+    stall_distance: float = 0.04
     video: bool = True  # write a video per episode
     video_scale: int = 4  # video pixels per observation pixel
     device: str = "cpu"  # the planner's device: cpu | cuda
@@ -120,7 +125,8 @@ def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> L
     planner = make_planner(cfg.planner, low=-torch.ones(dims), high=torch.ones(dims))
     return LatentMPCAgent(model, planner, cfg.objective, history=cfg.history,
                           execute=cfg.execute, subgoal_reach=cfg.subgoal_reach,
-                          prior_weight=cfg.prior_weight, prior_margin=cfg.prior_margin)
+                          prior_weight=cfg.prior_weight, prior_margin=cfg.prior_margin,
+                          prior_stall=cfg.prior_stall, stall_distance=cfg.stall_distance)
 
 
 def check_camera(model, cameras) -> None:

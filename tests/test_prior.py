@@ -198,3 +198,33 @@ def test_with_prior_margin_the_prior_acts_unless_the_plan_is_clearly_better(prio
     assert report["results"]["push"]["world_model"]["prior_acts_fraction"] == 1.0
     episode, = report["episodes"]
     assert episode["prior_acts"] == 2 and episode["steps"] == 6  # plans at steps 0 and 4
+
+
+def test_with_prior_stall_the_world_model_plans_only_where_the_prior_stalls(prior_weights):
+    _, weights = prior_weights
+    env = envs.make("push", image_size=64)
+    # the gripper always moves less than 10 m: the read object's distance to the goal's
+    # decides (above 0 m: stalled; never above 10 m)
+    for stall_distance, plans_after_first in ((0.0, 1), (10.0, 0)):
+        cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=push",
+                             "planner.num_samples=8", "planner.iterations=1", "prior=true",
+                             "prior_margin=0.0", "prior_stall=10.0",
+                             f"stall_distance={stall_distance}")
+        agent = build_agent(cfg)
+        planned = []
+        plan = agent.planner.plan
+        agent.planner.plan = lambda energy, generator, init=None, plan=plan, seen=planned: (
+            seen.append(init), plan(energy, generator, init=init))[1]
+        step_obs, info = env.reset(seed=2)
+        agent.reset(info["goal_pixels"])
+        generator = torch.Generator().manual_seed(0)
+        controls, first = agent.act(step_obs, generator)  # no model step yet to judge
+        assert not planned and first["prior_acts"] and not first["stalled"]
+        assert controls.shape == (1, 4)
+        for _ in range(agent.frameskip):
+            step_obs = env.step(controls[0])[0]
+            controls, second = agent.act(step_obs, generator)
+        assert len(planned) == plans_after_first and second["stalled"] == bool(plans_after_first)
+    with pytest.raises(ValueError, match="only with prior_margin"):
+        build_agent(compose_config("mpc", f"weights_dir={weights}", "planning=plain",
+                                   "prior=true", "prior_stall=0.01"))

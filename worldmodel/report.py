@@ -236,6 +236,10 @@ def describe_energy(cfg: dict) -> str:
         if cfg.get("prior_margin") is not None:
             energy += (f"; the prior acting (one control action per image) unless the best plan "
                        f"imagines an energy below its proposal's x {1 - cfg['prior_margin']:g}")
+        if cfg.get("prior_stall") is not None:
+            energy += (f", planned only after a model step in which the gripper moved less "
+                       f"than {cfg['prior_stall']:g} m while the read object was farther than "
+                       f"{cfg['stall_distance']:g} m from the goal's")
     return energy
 
 
