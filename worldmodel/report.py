@@ -267,7 +267,9 @@ def planner_speed_table(report: dict) -> str:
 SEED_TARGETS = {"push": 87, "pick_place": 73, "drawer": 81, "button": 79}  # the seed's table, %
 SEED_SCRATCH = {"push": 34, "pick_place": 19, "drawer": 28, "button": 41}  # its scratch row, %
 # the README's summary table: (row, report, method), each report's seed ranges in turn
-HEADLINE = (("world model + policy prior, object variant (`planning=object_prior`)",
+HEADLINE = (("world model planning where the policy prior stalls, object variant "
+             "(`planning=object_prior_stall`)", "object_prior_stall", "world_model"),
+            ("world model + policy prior, object variant (`planning=object_prior`)",
              "object_prior", "world_model"),
             ("policy prior alone, no world model (`methods=[prior]`)", "object_prior", "prior"),
             ("world model, object variant (`planning=object_home_lift`)", "object_home_lift",
@@ -741,7 +743,8 @@ TABLES = {"probe": probe_table, "attention": attention_table,
                           "object_home_lift_spread", "object_home_lift_latent0",
                           "object_home_lift_scratch_latent0", "object_prior",
                           "object_prior_w02", "object_prior_veto", "object_prior_veto05",
-                          "object_prior_veto05_ps1")},
+                          "object_prior_veto05_ps1", "object_prior_stall", "object_prior_stall_ps1",
+                          "object_prior_stall_heldout")},
           "prior": prior_table,
           "rl_example": rl_example_table,
           "energy_check": energy_check_table, "reader_wide": reader_table,
