@@ -187,11 +187,14 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
             if terminated or truncated or step >= budget:
                 break
         if cfg.verbose and not plan.get("prior_step"):
+            who = "  (the prior acts)" if plan.get("prior_acts") else ""
+            if plan.get("stalled"):  # prior_stall: the world model planned
+                who = ("  (the prior stalled: the world model's plan "
+                       + ("vetoed)" if plan.get("prior_acts") else "acts)"))
             print(f"  step {step:3d}/{budget}  energy {plan['energy']:.4f}  "
                   f"task distance {100 * info['distance']:5.1f} cm  "
                   f"plan {plan['plan_ms']:6.0f} ms"
-                  + ("  (after a blocked step)" if plan.get("blocked") else "")
-                  + ("  (the prior acts)" if plan.get("prior_acts") else ""), flush=True)
+                  + ("  (after a blocked step)" if plan.get("blocked") else "") + who, flush=True)
         if terminated:  # the simulation became unstable
             break
     frames.append(side_by_side(obs["pixels"], goal, *heat))
