@@ -19,7 +19,8 @@ plan, the CEM's best plan is executed instead only when its imagined energy is b
 proposal's x (1 - prior_margin). With `prior_stall` set as well, the world model plans only
 where the prior has stalled: after a model step in which the gripper moved less than
 `prior_stall` (m) while the object, as the contact reader reads it, was still farther than
-`stall_distance` from where it reads the goal's; elsewhere the prior acts without a plan.
+`stall_distance` from where it reads the goal's, and for `stall_plans` - 1 model steps after
+that; elsewhere the prior acts without a plan.
 
 Sub-goals (a separately reported variant, as V-JEPA 2-AC planned pick-and-place): the agent
 plans to each sub-goal image in turn and moves on after `subgoal_steps` plans, or earlier
@@ -88,7 +89,7 @@ class LatentMPCAgent:
                  objective: ObjectiveConfig, *, history: int = 1, execute: int = 1,
                  subgoal_reach: float = 0.02, prior_weight: float = 0.0,
                  prior_margin: float | None = None, prior_stall: float | None = None,
-                 stall_distance: float = 0.04):
+                 stall_distance: float = 0.04, stall_plans: int = 1):
         if model.predictor is None:
             raise ValueError("the world model has no action-conditioned predictor: load it "
                              "with worldmodel.load_pretrained(predictor=True)")
@@ -135,12 +136,13 @@ class LatentMPCAgent:
             raise ValueError(f"{prior_margin=} must be in [0, 1), and set only with a policy "
                              "prior")
         if prior_stall is not None and (prior_margin is None or prior_stall <= 0
-                                        or stall_distance < 0):
+                                        or stall_distance < 0 or stall_plans < 1):
             raise ValueError(f"{prior_stall=} must be > 0 (m) and set only with prior_margin, "
-                             f"and {stall_distance=} >= 0")
+                             f"{stall_distance=} >= 0 and {stall_plans=} >= 1")
         self.history, self.execute, self.subgoal_reach = history, execute, subgoal_reach
         self.prior_weight, self.prior_margin = prior_weight, prior_margin
         self.prior_stall, self.stall_distance = prior_stall, stall_distance
+        self.stall_plans = stall_plans
         self.goal: torch.Tensor | None = None
         self.goal_proprio: torch.Tensor | None = None
         self.goal_contact: torch.Tensor | None = None
@@ -163,6 +165,7 @@ class LatentMPCAgent:
         self._expected = None  # the gripper before the executed steps and where it was imagined
         self._following: list[np.ndarray] = []  # control actions the prior took since the plan
         self._last_gripper: torch.Tensor | None = None  # the gripper at the last plan
+        self._stall_left = 0  # model steps the world model still plans since a stall
 
     def _set_goal(self, index: int) -> None:
         self.goal_index, self._plans_on_goal = index, 0
@@ -196,14 +199,17 @@ class LatentMPCAgent:
 
     def _stalled(self, proprio: torch.Tensor, contact: torch.Tensor) -> bool | None:
         """With `prior_stall`: whether the gripper moved less than it since the last plan while
-        the read object is still away from the goal's (None without `prior_stall`); updates
-        the gripper to measure the next model step from."""
+        the read object is still away from the goal's, or did so within the last `stall_plans`
+        model steps (None without `prior_stall`); updates the gripper to measure the next model
+        step from."""
         if self.prior_stall is None:
             return None
         last, self._last_gripper = self._last_gripper, proprio[:3].clone()
-        return bool(last is not None
-                    and float((proprio[:3] - last).norm()) < self.prior_stall
-                    and float((contact - self.goal_contact).norm()) > self.stall_distance)
+        if (last is not None and float((proprio[:3] - last).norm()) < self.prior_stall
+                and float((contact - self.goal_contact).norm()) > self.stall_distance):
+            self._stall_left = self.stall_plans
+        self._stall_left -= 1
+        return self._stall_left >= 0
 
     def act(self, obs: dict, generator: torch.Generator) -> tuple[np.ndarray, dict]:
         """Plan from `obs` (with `pixels` and `proprio`); returns the control actions to

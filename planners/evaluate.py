@@ -386,6 +386,8 @@ def fingerprints(cfg: EvaluateConfig) -> dict[str, str]:
                     parts["prior_margin"] = cfg.prior_margin
                 if cfg.prior_stall is not None:
                     parts["prior_stall"] = [cfg.prior_stall, cfg.stall_distance]
+                    if cfg.stall_plans > 1:  # left out at 1, so earlier records match
+                        parts["stall_plans"] = cfg.stall_plans
         if method == "prior":
             parts["weights"] = _prior_digests(Path(cfg.weights_dir))
         if cfg.planner_seed:  # left out at 0, so records from before it existed match

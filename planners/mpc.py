@@ -73,6 +73,7 @@ class MPCConfig:
     # from the goal's; elsewhere the prior acts without a plan. null: plan every model step
     prior_stall: float | None = None
     stall_distance: float = 0.04
+    stall_plans: int = 1  # model steps the world model plans from a stall on (the stall's own)
     video: bool = True  # write a video per episode
     video_scale: int = 4  # video pixels per observation pixel
     device: str = "cpu"  # the planner's device: cpu | cuda
@@ -126,7 +127,8 @@ def build_agent(cfg: MPCConfig, model=None, weights_dir: str | None = None) -> L
     return LatentMPCAgent(model, planner, cfg.objective, history=cfg.history,
                           execute=cfg.execute, subgoal_reach=cfg.subgoal_reach,
                           prior_weight=cfg.prior_weight, prior_margin=cfg.prior_margin,
-                          prior_stall=cfg.prior_stall, stall_distance=cfg.stall_distance)
+                          prior_stall=cfg.prior_stall, stall_distance=cfg.stall_distance,
+                          stall_plans=cfg.stall_plans)
 
 
 def check_camera(model, cameras) -> None:

@@ -225,6 +225,15 @@ def test_with_prior_stall_the_world_model_plans_only_where_the_prior_stalls(prio
             step_obs = env.step(controls[0])[0]
             controls, second = agent.act(step_obs, generator)
         assert len(planned) == plans_after_first and second["stalled"] == bool(plans_after_first)
+    # stall_plans: the world model keeps planning for that many model steps from a stall on
+    agent = build_agent(compose_config(
+        "mpc", f"weights_dir={weights}", "planning=plain", "env=push", "prior=true",
+        "prior_margin=0.5", "prior_stall=0.01", "stall_distance=0.0", "stall_plans=3"))
+    agent.reset(info["goal_pixels"])
+    contact = agent.goal_contact + 1.0
+    moves = [0.0, 0.0, 0.1, 0.2, 0.3, 0.4]  # gripper x at each plan: still, then moving
+    assert [agent._stalled(torch.tensor([x, 0.0, 0.0]), contact) for x in moves] == [
+        False, True, True, True, False, False]
     with pytest.raises(ValueError, match="only with prior_margin"):
         build_agent(compose_config("mpc", f"weights_dir={weights}", "planning=plain",
                                    "prior=true", "prior_stall=0.01"))

@@ -240,6 +240,8 @@ def describe_energy(cfg: dict) -> str:
             energy += (f", planned only after a model step in which the gripper moved less "
                        f"than {cfg['prior_stall']:g} m while the read object was farther than "
                        f"{cfg['stall_distance']:g} m from the goal's")
+            if cfg.get("stall_plans", 1) > 1:
+                energy += f" (and for the {cfg['stall_plans'] - 1} model steps after it)"
     return energy
 
 
