@@ -271,6 +271,8 @@ SEED_SCRATCH = {"push": 34, "pick_place": 19, "drawer": 28, "button": 41}  # its
 # the README's summary table: (row, report, method), each report's seed ranges in turn
 HEADLINE = (("world model planning where the policy prior stalls, object variant "
              "(`planning=object_prior_stall`)", "object_prior_stall", "world_model"),
+            ("scratch: random-init encoder, the same prior and readers "
+             "(`planning=object_prior_stall`)", "object_prior_stall", "scratch"),
             ("world model + policy prior, object variant (`planning=object_prior`)",
              "object_prior", "world_model"),
             ("policy prior alone, no world model (`methods=[prior]`)", "object_prior", "prior"),
