@@ -191,7 +191,7 @@ def run_episode(cfg: MPCConfig, agent: LatentMPCAgent, env, seed: int) -> dict:
         if cfg.verbose and not plan.get("prior_step"):
             who = "  (the prior acts)" if plan.get("prior_acts") else ""
             if plan.get("stalled"):  # prior_stall: the world model planned
-                who = ("  (the prior stalled: the world model's plan "
+                who = ("  (after the prior's stall: the world model's plan "
                        + ("vetoed)" if plan.get("prior_acts") else "acts)"))
             print(f"  step {step:3d}/{budget}  energy {plan['energy']:.4f}  "
                   f"task distance {100 * info['distance']:5.1f} cm  "
