@@ -28,6 +28,19 @@ TINY_READER = ["model.channels=8", "model.keypoints=8", "model.hidden=16", "batc
                "warmup_steps=1", "val_fraction=0.25", "frame_stride=4", "steps=1"]
 
 
+def record_plans(agent, calls: list | None = None) -> list:
+    """Records (energy, init) of each plan the agent's planner makes into `calls` (returned)."""
+    calls = [] if calls is None else calls
+    plan = agent.planner.plan
+
+    def recorded(energy, generator, init=None):
+        calls.append((energy, init))
+        return plan(energy, generator, init=init)
+
+    agent.planner.plan = recorded
+    return calls
+
+
 @pytest.fixture(scope="module")
 def prior_weights(tiny_play, tiny_world_model, tmp_path_factory):
     """The tiny world model with both readers and a policy prior trained for 3 steps."""
@@ -106,15 +119,13 @@ def test_the_agent_plans_from_the_prior_and_the_suite_runs_it_alone(prior_weight
     cfg = compose_config("mpc", f"weights_dir={weights}", "planning=plain", "env=push",
                          "planner.num_samples=8", "planner.iterations=1", "prior=true")
     agent = build_agent(cfg)
-    inits = []
-    plan = agent.planner.plan
-    agent.planner.plan = lambda objective, generator, init=None: (
-        inits.append(init), plan(objective, generator, init=init))[1]
+    plans = record_plans(agent)
     env = envs.make("push", image_size=64)
     obs, info = env.reset(seed=0)
     agent.reset(info["goal_pixels"])
     agent.act(obs, torch.Generator().manual_seed(0))
-    assert inits[0].shape == (cfg.planner.horizon, 4) and inits[0].abs().max() <= 1
+    _, init = plans[0]
+    assert init.shape == (cfg.planner.horizon, 4) and init.abs().max() <= 1
     with pytest.raises(ValueError, match="reads the state and goal from images"):
         build_agent(cfg, load_pretrained(weights, predictor=True, prior=True))
 
@@ -139,9 +150,7 @@ def test_prior_weight_adds_how_far_a_plan_strays_from_the_proposal(prior_weights
                              "planner.num_samples=8", "planner.iterations=1", "prior=true",
                              f"prior_weight={weight}")
         agent = build_agent(cfg)
-        plan = agent.planner.plan
-        agent.planner.plan = lambda energy, generator, init=None, plan=plan: (
-            captured.append((energy, init)), plan(energy, generator, init=init))[1]
+        record_plans(agent, captured)
         agent.reset(info["goal_pixels"])
         agent.act(obs, torch.Generator().manual_seed(0))
     (plain, init), (weighted, _) = captured
@@ -164,10 +173,7 @@ def test_with_prior_margin_the_prior_acts_unless_the_plan_is_clearly_better(prio
                              "planner.num_samples=8", "planner.iterations=1", "prior=true",
                              f"prior_margin={margin}")
         agent = build_agent(cfg)
-        captured = []
-        plan = agent.planner.plan
-        agent.planner.plan = lambda energy, generator, init=None, plan=plan, seen=captured: (
-            seen.append((energy, init)), plan(energy, generator, init=init))[1]
+        captured = record_plans(agent)
         agent.reset(info["goal_pixels"])
         generator = torch.Generator().manual_seed(0)
         controls, first = agent.act(obs, generator)
@@ -211,10 +217,7 @@ def test_with_prior_stall_the_world_model_plans_only_where_the_prior_stalls(prio
                              "prior_margin=0.0", "prior_stall=10.0",
                              f"stall_distance={stall_distance}")
         agent = build_agent(cfg)
-        planned = []
-        plan = agent.planner.plan
-        agent.planner.plan = lambda energy, generator, init=None, plan=plan, seen=planned: (
-            seen.append(init), plan(energy, generator, init=init))[1]
+        planned = record_plans(agent)
         step_obs, info = env.reset(seed=2)
         agent.reset(info["goal_pixels"])
         generator = torch.Generator().manual_seed(0)
